@@ -1,0 +1,69 @@
+"""A model spec: everything that decides what a model endpoint returns (``[models.NAME]``).
+
+Its hash (``spec_hash``) keys completions and the response cache, so changing the model,
+endpoint, prompts or sampling parameters never mixes old and new results.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deploysim.hashing import content_hash
+
+Provider = Literal["openai", "anthropic", "embedded"]
+
+
+class SamplingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, gt=0)
+    seed: int | None = None
+    stop: list[str] | None = None
+    #: anything else the endpoint accepts (e.g. ``logprobs``, ``response_format``)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Prices(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = Field(default=0.0, ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Provider = "embedded"
+    model: str = "smollm2-135m-instruct"
+    base_url: str | None = None
+    #: name of the environment variable holding the API key (the key itself is never stored)
+    api_key_env: str | None = None
+    #: system prompt per product context; key ``default`` applies where no context matches
+    system_prompts: dict[str, str] = Field(default_factory=dict)
+    params: SamplingParams = Field(default_factory=SamplingParams)
+    samples: int = Field(default=1, ge=1)
+    prices: Prices = Field(default_factory=Prices)
+    #: endpoint limits: concurrent requests, requests and tokens per minute
+    concurrency: int = Field(default=64, ge=1)
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
+
+    def spec_hash(self) -> str:
+        """Identity of what the model returns: excludes limits and prices, which change
+        speed and cost but not outputs."""
+        return content_hash(self.model_dump(
+            mode="json", include={"provider", "model", "base_url", "system_prompts", "params"}))
+
+    def system_prompt_for(self, product_context: str | None) -> str | None:
+        if product_context and product_context in self.system_prompts:
+            return self.system_prompts[product_context]
+        return self.system_prompts.get("default")

@@ -1,0 +1,253 @@
+"""Typed records that flow one way through the pipeline.
+
+sources -> Conversation; sample -> Prefix (+ a ``y_prod`` Completion holding the deployed
+model's real response); simulate -> Completion; grade -> Judgment; estimate -> Estimate and
+Comparison. Every record that the run store keeps has an ``id`` that is a content hash
+(see :mod:`deploysim.hashing`), so writing the same record twice is a no-op and a killed run
+resumes without duplicates.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deploysim.hashing import content_hash
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+ROLES: frozenset[str] = frozenset(("system", "developer", "user", "assistant", "tool"))
+
+#: Where a tool message's content came from (DESIGN.md step 4): the original log, an exact
+#: replay of a real call->output pair, or the tool-simulator model.
+ToolProvenance = Literal["real", "replayed", "simulated"]
+
+#: Arms of a deployment simulation. ``x_on_y`` is X->Y (prefixes from Y's traffic, responses
+#: from candidate X); ``y_on_y`` is the Y->Y control arm; ``y_prod`` is Y's real production
+#: response; ``x_prod`` is X's real production traffic after release; ``challenge`` is X on a
+#: challenging-prompt set (a forecasting baseline).
+Arm = Literal["x_on_y", "y_on_y", "y_prod", "x_prod", "challenge"]
+ARMS: tuple[str, ...] = ("x_on_y", "y_on_y", "y_prod", "x_prod", "challenge")
+ARM_LABELS: dict[str, str] = {
+    "x_on_y": "X→Y",
+    "y_on_y": "Y→Y",
+    "y_prod": "Y production",
+    "x_prod": "X production",
+    "challenge": "challenging prompts",
+}
+
+Status = Literal["ok", "error"]
+DeidStatus = Literal["raw", "deidentified", "synthetic"]
+
+
+class Record(BaseModel):
+    """Base: records are immutable values; unknown fields are errors, not silently kept."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ToolCall(Record):
+    id: str
+    name: str
+    arguments: str = "{}"  # JSON text, as on the OpenAI wire; kept verbatim
+
+
+class ToolSpec(Record):
+    """A function tool definition (OpenAI ``tools[].function`` shape)."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(Record):
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+    provenance: ToolProvenance | None = None
+
+
+class ConversationMeta(Record):
+    source: str = ""
+    deployed_model: str | None = None
+    product_context: str | None = None
+    timestamp: str | None = None  # ISO 8601 as found in the log
+    language: str | None = None
+    deidentified: DeidStatus = "raw"
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Conversation(Record):
+    id: str
+    messages: tuple[Message, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    meta: ConversationMeta = Field(default_factory=ConversationMeta)
+
+
+class Quarantined(Record):
+    """A row a reader could not use: nothing is dropped silently."""
+
+    source: str
+    line: int  # 1-based line (JSONL) or record index (JSON array / Parquet row)
+    reason: str
+    excerpt: str = ""
+
+
+class PrefixContext(Record):
+    product_context: str | None = None
+    system_prompt: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    language: str | None = None
+    deployed_model: str | None = None
+    timestamp: str | None = None
+    deidentified: DeidStatus = "raw"
+
+
+class Continuation(Record):
+    """What really followed the sampled user turn in production (kept as reference).
+
+    ``response`` is the deployed model's first assistant message; ``steps`` are the messages
+    that followed it up to the next user turn (tool outputs with provenance ``real`` and
+    further assistant messages), so an agentic trajectory is kept whole.
+    """
+
+    response: Message
+    steps: tuple[Message, ...] = ()
+
+
+class Prefix(Record):
+    id: str
+    conversation_id: str
+    turn_index: int  # index into the conversation's messages of the sampled user message
+    messages: tuple[Message, ...]  # everything up to and including the sampled user message
+    context: PrefixContext = Field(default_factory=PrefixContext)
+    continuation: Continuation | None = None
+    stratum: str | None = None
+
+    @staticmethod
+    def make_id(conversation_id: str, turn_index: int, messages: tuple[Message, ...] | list[Message],
+                tools: tuple[ToolSpec, ...] | list[ToolSpec] = ()) -> str:
+        """Content hash of provenance + prompt: identical text in two conversations stays two
+        prefixes, and the same prefix sampled twice is one row."""
+        return content_hash(
+            {
+                "conversation_id": conversation_id,
+                "turn_index": turn_index,
+                "messages": [m.model_dump(mode="json") for m in messages],
+                "tools": [t.model_dump(mode="json") for t in tools],
+            }
+        )
+
+
+class Usage(Record):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Completion(Record):
+    """One generated (or production) assistant turn for a prefix in an arm.
+
+    ``transcript`` holds the whole turn for agentic runs: assistant tool calls, tool outputs
+    (with provenance) and the final assistant message; ``message`` is the final message.
+    """
+
+    id: str
+    prefix_id: str
+    arm: Arm
+    model: str
+    model_spec_hash: str
+    sample_index: int = 0
+    status: Status = "ok"
+    error: str | None = None
+    message: Message | None = None
+    transcript: tuple[Message, ...] = ()
+    finish_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float | None = None
+    cost_usd: float = 0.0
+    raw_id: str | None = None
+    attempts: int = 1
+    created_at: str = Field(default_factory=lambda: utc_now())
+
+    @staticmethod
+    def make_id(prefix_id: str, arm: str, model_spec_hash: str, sample_index: int) -> str:
+        return content_hash([prefix_id, arm, model_spec_hash, sample_index])
+
+
+class Judgment(Record):
+    """A frozen grader's verdict on one completion for one category.
+
+    ``status == "error"`` means no verdict (unparseable or failed): it is counted as a
+    failure and never as "no misbehaviour" (DESIGN.md step 5).
+    """
+
+    id: str
+    completion_id: str
+    prefix_id: str
+    arm: Arm
+    category: str
+    grader_id: str
+    grader_hash: str
+    status: Status = "ok"
+    label: bool | None = None
+    severity: int | None = None  # 0-4 for misalignment categories
+    score: float | None = None  # probability or confidence when the grader has one
+    rationale: str | None = None
+    error: str | None = None
+    created_at: str = Field(default_factory=lambda: utc_now())
+
+    @staticmethod
+    def make_id(completion_id: str, category: str, grader_hash: str) -> str:
+        return content_hash([completion_id, category, grader_hash])
+
+
+class Estimate(Record):
+    """Rate of one category in one arm (DESIGN.md "Definitions")."""
+
+    id: str
+    category: str
+    arm: Arm
+    grader_hash: str
+    n: int
+    k: int
+    failures: int
+    rate: float
+    wilson: tuple[float, float]
+    jeffreys: tuple[float, float]
+    floor: float
+    corrected_rate: float | None = None
+    corrected_interval: tuple[float, float] | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @staticmethod
+    def make_id(category: str, arm: str, grader_hash: str) -> str:
+        return content_hash(["estimate", category, arm, grader_hash])
+
+
+class Comparison(Record):
+    """Arm A against arm B for one category: ratio with interval and a test."""
+
+    id: str
+    category: str
+    arm_a: Arm
+    arm_b: Arm
+    grader_hash: str
+    ratio: float | None
+    ratio_interval: tuple[float, float] | None
+    test: str  # "fisher" | "mcnemar"
+    p_value: float
+    significant: bool
+    alpha: float
+    p_adjusted: float | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @staticmethod
+    def make_id(category: str, arm_a: str, arm_b: str, test: str, grader_hash: str) -> str:
+        return content_hash(["comparison", category, arm_a, arm_b, test, grader_hash])
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

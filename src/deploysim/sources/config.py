@@ -1,0 +1,24 @@
+"""Configuration of one log source (``[[sources]]`` in a run file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SourceFormat = Literal["auto", "openai", "wildchat", "lmsys", "sharegpt", "oasst", "hh", "tau"]
+
+
+class SourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    format: SourceFormat = "auto"
+    #: label stored on every conversation (defaults to the file name)
+    name: str | None = None
+    #: metadata applied where the log does not say it
+    deployed_model: str | None = None
+    product_context: str | None = None
+    #: rows larger than this are quarantined as oversized
+    max_row_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
