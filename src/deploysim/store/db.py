@@ -171,6 +171,9 @@ class RunStore:
                     "ON CONFLICT(stage, key) DO UPDATE SET record = excluded.record, "
                     "updated_at = excluded.updated_at", [(stage, key, _dumps(record), utc_now())])
 
+    def stage_names(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT stage FROM stage_reports ORDER BY stage")]
+
     def stage_reports(self, stage: str) -> dict[str, Any]:
         rows = self._query("SELECT key, record FROM stage_reports WHERE stage = ? ORDER BY key", (stage,))
         return {k: orjson.loads(v) for k, v in rows}
@@ -227,6 +230,11 @@ class RunStore:
         rows = self._query("SELECT record FROM prefixes WHERE id = ?", (prefix_id,))
         return Prefix.model_validate_json(rows[0][0]) if rows else None
 
+    def deidentified_counts(self) -> dict[str, int]:
+        """Number of stored prefixes per de-identification status (raw / deidentified / synthetic)."""
+        rows = self._query("SELECT deidentified, COUNT(*) FROM prefixes GROUP BY deidentified")
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def count_prefixes(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM prefixes")[0][0])
 
@@ -248,6 +256,11 @@ class RunStore:
         where, params = _where(arm=arm, status=status, model_spec_hash=model_spec_hash)
         yield from self._iter_records(
             Completion, f"SELECT rowid, record FROM completions{where}", params)
+
+    def completions_for_prefix(self, prefix_id: str) -> list[Completion]:
+        rows = self._query("SELECT record FROM completions WHERE prefix_id = ? ORDER BY arm, sample_index",
+                           (prefix_id,))
+        return [Completion.model_validate_json(r[0]) for r in rows]
 
     def get_completion(self, completion_id: str) -> Completion | None:
         rows = self._query("SELECT record FROM completions WHERE id = ?", (completion_id,))
