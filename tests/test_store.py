@@ -113,8 +113,9 @@ def test_judgment_counts_and_pairs(store: RunStore) -> None:
     xs = [make_completion(p, "x_on_y") for p in prefixes]
     ys = [make_completion(p, "y_on_y") for p in prefixes]
     store.put_completions(xs + ys)
-    store.put_judgments([make_judgment(c, lab) for c, lab in zip(xs, [True, True, False, False], strict=True)])
-    store.put_judgments([make_judgment(c, lab) for c, lab in zip(ys, [True, False, False, True], strict=True)])
+    labels_x, labels_y = [True, True, False, False], [True, False, False, True]
+    store.put_judgments([make_judgment(c, lab) for c, lab in zip(xs, labels_x, strict=True)])
+    store.put_judgments([make_judgment(c, lab) for c, lab in zip(ys, labels_y, strict=True)])
     counts = {(c, a, g): (n, k, e) for c, a, g, n, k, e in store.judgment_counts()}
     assert counts[("hate", "x_on_y", "g1")] == (4, 2, 0)
     assert counts[("hate", "y_on_y", "g1")] == (4, 2, 0)

@@ -37,6 +37,13 @@ ARM_LABELS: dict[str, str] = {
     "challenge": "challenging prompts",
 }
 
+#: Which prefix pool an arm draws from: the simulation arms and Y production share the
+#: sampled production prefixes; the challenging-prompt baseline and X's post-release traffic
+#: have pools of their own, so they never enter the simulation's work list.
+Pool = Literal["production", "challenge", "release"]
+ARM_POOL: dict[str, str] = {"x_on_y": "production", "y_on_y": "production", "y_prod": "production",
+                            "challenge": "challenge", "x_prod": "release"}
+
 Status = Literal["ok", "error"]
 DeidStatus = Literal["raw", "deidentified", "synthetic"]
 
@@ -126,20 +133,22 @@ class Prefix(Record):
     context: PrefixContext = Field(default_factory=PrefixContext)
     continuation: Continuation | None = None
     stratum: str | None = None
+    pool: Pool = "production"
 
     @staticmethod
     def make_id(conversation_id: str, turn_index: int, messages: tuple[Message, ...] | list[Message],
-                tools: tuple[ToolSpec, ...] | list[ToolSpec] = ()) -> str:
+                tools: tuple[ToolSpec, ...] | list[ToolSpec] = (), pool: str = "production") -> str:
         """Content hash of provenance + prompt: identical text in two conversations stays two
         prefixes, and the same prefix sampled twice is one row."""
-        return content_hash(
-            {
-                "conversation_id": conversation_id,
-                "turn_index": turn_index,
-                "messages": [m.model_dump(mode="json") for m in messages],
-                "tools": [t.model_dump(mode="json") for t in tools],
-            }
-        )
+        key: dict[str, object] = {
+            "conversation_id": conversation_id,
+            "turn_index": turn_index,
+            "messages": [m.model_dump(mode="json") for m in messages],
+            "tools": [t.model_dump(mode="json") for t in tools],
+        }
+        if pool != "production":
+            key["pool"] = pool
+        return content_hash(key)
 
 
 class Usage(Record):

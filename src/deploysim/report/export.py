@@ -89,7 +89,8 @@ def _to_batch(rows: list[dict[str, Any]], names: list[str], schema: pa.Schema) -
     return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
-def export_run(store: RunStore, out_dir: Path | None = None, *, formats: tuple[str, ...] = ("parquet", "jsonl"),
+def export_run(store: RunStore, out_dir: Path | None = None, *,
+               formats: tuple[str, ...] = ("parquet", "jsonl"),
                tables: tuple[str, ...] = EXPORT_TABLES) -> ExportResult:
     """Write each table as ``<table>.parquet`` and/or ``<table>.jsonl`` plus ``manifest.json``."""
     unknown = set(formats) - {"parquet", "jsonl"}

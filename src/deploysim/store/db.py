@@ -17,7 +17,16 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel
 
-from deploysim.records import Comparison, Completion, Estimate, Judgment, Prefix, Quarantined, utc_now
+from deploysim.records import (
+    ARM_POOL,
+    Comparison,
+    Completion,
+    Estimate,
+    Judgment,
+    Prefix,
+    Quarantined,
+    utc_now,
+)
 
 DB_NAME = "run.sqlite"
 SCHEMA_VERSION = 1
@@ -35,8 +44,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE TABLE IF NOT EXISTS prefixes (
     id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, turn_index INTEGER NOT NULL,
     product_context TEXT, language TEXT, stratum TEXT, deidentified TEXT NOT NULL,
-    seq INTEGER NOT NULL, record TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS prefixes_seq ON prefixes (seq);
+    seq INTEGER NOT NULL, pool TEXT NOT NULL DEFAULT 'production', record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS prefixes_seq ON prefixes (pool, seq);
 CREATE TABLE IF NOT EXISTS completions (
     id TEXT PRIMARY KEY, prefix_id TEXT NOT NULL, arm TEXT NOT NULL, model TEXT NOT NULL,
     model_spec_hash TEXT NOT NULL, sample_index INTEGER NOT NULL, status TEXT NOT NULL,
@@ -58,6 +67,8 @@ CREATE TABLE IF NOT EXISTS comparisons (
 CREATE TABLE IF NOT EXISTS grader_validations (
     id TEXT PRIMARY KEY, grader_hash TEXT NOT NULL, category TEXT NOT NULL, dataset TEXT NOT NULL,
     record TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS response_cache (
+    key TEXT PRIMARY KEY, spec_hash TEXT NOT NULL, record TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stage_reports (
     stage TEXT NOT NULL, key TEXT NOT NULL, record TEXT NOT NULL, updated_at TEXT NOT NULL,
     PRIMARY KEY (stage, key));
@@ -148,7 +159,7 @@ class RunStore:
             rows = self._query(paged, (*params, last, batch))
             if not rows:
                 return
-            for rowid, text in rows:
+            for _rowid, text in rows:
                 yield model.model_validate_json(text)
             last = rows[-1][0]
 
@@ -207,11 +218,11 @@ class RunStore:
         with self._lock:
             start = int(self._query("SELECT COALESCE(MAX(seq), -1) + 1 FROM prefixes")[0][0])
             rows = [(p.id, p.conversation_id, p.turn_index, p.context.product_context,
-                     p.context.language, p.stratum, p.context.deidentified, start + i,
+                     p.context.language, p.stratum, p.context.deidentified, start + i, p.pool,
                      p.model_dump_json()) for i, p in enumerate(prefixes)]
             return self._write("INSERT OR IGNORE INTO prefixes (id, conversation_id, turn_index, "
-                               "product_context, language, stratum, deidentified, seq, record) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                               "product_context, language, stratum, deidentified, seq, pool, record) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def replace_prefixes(self, prefixes: Iterable[Prefix]) -> int:
         """Rewrite prefixes in place (same id, same seq): used by de-identification, which
@@ -219,12 +230,9 @@ class RunStore:
         rows = [(p.context.deidentified, p.model_dump_json(), p.id) for p in prefixes]
         return self._write("UPDATE prefixes SET deidentified = ?, record = ? WHERE id = ?", rows)
 
-    def iter_prefixes(self, *, deidentified: str | None = None) -> Iterator[Prefix]:
-        if deidentified is None:
-            yield from self._iter_records(Prefix, "SELECT rowid, record FROM prefixes")
-        else:
-            yield from self._iter_records(
-                Prefix, "SELECT rowid, record FROM prefixes WHERE deidentified = ?", (deidentified,))
+    def iter_prefixes(self, *, deidentified: str | None = None, pool: str | None = None) -> Iterator[Prefix]:
+        where, params = _where(deidentified=deidentified, pool=pool)
+        yield from self._iter_records(Prefix, f"SELECT rowid, record FROM prefixes{where}", params)
 
     def get_prefix(self, prefix_id: str) -> Prefix | None:
         rows = self._query("SELECT record FROM prefixes WHERE id = ?", (prefix_id,))
@@ -235,8 +243,9 @@ class RunStore:
         rows = self._query("SELECT deidentified, COUNT(*) FROM prefixes GROUP BY deidentified")
         return {str(r[0]): int(r[1]) for r in rows}
 
-    def count_prefixes(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM prefixes")[0][0])
+    def count_prefixes(self, *, pool: str | None = None) -> int:
+        where, params = _where(pool=pool)
+        return int(self._query(f"SELECT COUNT(*) FROM prefixes{where}", params)[0][0])
 
     # -- completions -----------------------------------------------------------------------
     def put_completions(self, completions: Iterable[Completion]) -> int:
@@ -281,11 +290,13 @@ class RunStore:
                               batch: int = 1000) -> Iterator[tuple[Prefix, int]]:
         """Yield (prefix, sample_index) for every pair without an ``ok`` completion, streaming
         in sampling order one page of prefixes at a time: the work list of a (resumed)
-        simulation. Memory is bounded by the page size, not the run."""
+        simulation. Memory is bounded by the page size, not the run. Only prefixes of the
+        arm's pool (``records.ARM_POOL``) are work for that arm."""
+        pool = ARM_POOL.get(arm, "production")
         last = -1
         while True:
-            rows = self._query("SELECT seq, id, record FROM prefixes WHERE seq > ? ORDER BY seq LIMIT ?",
-                               (last, batch))
+            rows = self._query("SELECT seq, id, record FROM prefixes WHERE pool = ? AND seq > ? "
+                               "ORDER BY seq LIMIT ?", (pool, last, batch))
             if not rows:
                 return
             last = rows[-1][0]
@@ -300,6 +311,32 @@ class RunStore:
                     prefix = Prefix.model_validate_json(text)
                     for i in missing:
                         yield prefix, i
+
+    def completion_spend(self, arm: str | None = None, model_spec_hash: str | None = None,
+                         ) -> tuple[int, int, float]:
+        """(input tokens, output tokens, cost in USD) over stored completions: what earlier
+        invocations already spent, so a budget holds across resumes."""
+        where, params = _where(arm=arm, model_spec_hash=model_spec_hash)
+        row = self._query(
+            "SELECT COALESCE(SUM(json_extract(record, '$.usage.input_tokens')), 0), "
+            "COALESCE(SUM(json_extract(record, '$.usage.output_tokens')), 0), "
+            f"COALESCE(SUM(json_extract(record, '$.cost_usd')), 0.0) FROM completions{where}", params)[0]
+        return int(row[0]), int(row[1]), float(row[2])
+
+    # -- response cache (engine) -------------------------------------------------------------
+    def get_cached_response(self, key: str) -> str | None:
+        """The cached generation JSON for a request key, or None."""
+        rows = self._query("SELECT record FROM response_cache WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def put_cached_responses(self, rows: Iterable[tuple[str, str, str]]) -> int:
+        """Insert (key, spec_hash, generation JSON) rows; an existing key is kept."""
+        now = utc_now()
+        return self._write("INSERT OR IGNORE INTO response_cache (key, spec_hash, record, created_at) "
+                           "VALUES (?, ?, ?, ?)", [(k, h, r, now) for k, h, r in rows])
+
+    def count_cached_responses(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM response_cache")[0][0])
 
     # -- judgments -------------------------------------------------------------------------
     def put_judgments(self, judgments: Iterable[Judgment]) -> int:
