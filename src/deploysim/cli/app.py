@@ -13,6 +13,7 @@ from deploysim import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     
     "deploysim.cli.run_cmd",
+    "deploysim.cli.forecast_cmd",
 )
 
 app = typer.Typer(
