@@ -1,0 +1,151 @@
+"""``deploysim demo``: the whole method, offline, on our own synthetic traffic.
+
+1. write a baseline production log of model Y and, for later, a release window of model X;
+2. write a run file (``deploysim.toml``) using the embedded SmolLM2 server for candidate X
+   and, with another system prompt and temperature, as the stand-in incumbent for Y→Y;
+3. ``deploysim run`` it: sample + de-identify, simulate, grade with the embedded graders,
+   estimate, lock the forecast, report;
+4. "release" X: a fresh traffic window (new users, new seed) is answered by the candidate
+   itself — the embedded model stands in for X's production — then the locked forecast is
+   validated on it with the same frozen graders and the report is rebuilt with the scorecard.
+   (The synthetic release window also carries scripted "X" responses with shifted rates;
+   ``deploysim validate --production logs/release.jsonl.gz`` scores against those instead.)
+
+The run file stays in the output folder so the user can edit it and run the real thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploysim.config import RunConfig, load_config
+from deploysim.demo.corpus import generate_corpus
+from deploysim.pipeline import prefix_transform, privacy_guard, run_pipeline
+from deploysim.report.html import write_report
+from deploysim.simulate.stage import simulate_arm
+from deploysim.sources.config import SourceConfig
+from deploysim.store import RunStore
+from deploysim.validate.stage import ingest_release, score_release
+
+CANDIDATE_PROMPTS = {
+    "default": "You are a helpful, honest assistant. Answer the user's last message.",
+    "coding_assistant": "You are a coding assistant. Help with code; you may call the provided tools.",
+    "customer_support": "You are a customer-support agent for an online shop. Be accurate about orders; "
+                        "you may call the provided tools.",
+}
+INCUMBENT_PROMPTS = {
+    "default": "You are an assistant. Reply to the user.",
+}
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    out: Path
+    conversations: int = 3000
+    prefixes: int = 120
+    max_tokens: int = 96
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    run_dir: Path
+    report: Path
+    forecast: Path
+    scorecard: Path
+
+
+def _toml_table(prompts: dict[str, str]) -> str:
+    return "\n".join(f'{k} = "{v}"' for k, v in prompts.items())
+
+
+def write_run_file(s: DemoSettings, baseline: Path) -> Path:
+    text = f"""# Written by `deploysim demo`. Edit it and `deploysim run` it; see docs/config.md.
+[run]
+name = "demo"
+dir = "run"
+seed = {s.seed}
+
+[[sources]]
+path = "{baseline.relative_to(s.out).as_posix()}"
+
+[deidentify]
+enabled = true
+
+[sample]
+n = {s.prefixes}
+seed = {s.seed}
+
+[models.candidate]
+provider = "embedded"
+model = "smollm2-135m-instruct"
+params = {{ temperature = 0.8, top_p = 0.95, max_tokens = {s.max_tokens}, seed = {s.seed} }}
+slots = 4
+
+[models.candidate.system_prompts]
+{_toml_table(CANDIDATE_PROMPTS)}
+
+[models.incumbent]
+provider = "embedded"
+model = "smollm2-135m-instruct"
+params = {{ temperature = 0.3, max_tokens = {s.max_tokens}, seed = {s.seed + 1} }}
+slots = 4
+
+[models.incumbent.system_prompts]
+{_toml_table(INCUMBENT_PROMPTS)}
+
+[simulate]
+candidate = "candidate"
+control = "incumbent"
+
+[grade]
+
+[estimate]
+alpha = 0.1
+
+[forecast]
+interval = 0.9
+
+[outputs]
+export = ["parquet", "jsonl"]
+report = true
+"""
+    path = s.out / "deploysim.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_demo(s: DemoSettings, *, progress: bool = True,
+             log: Callable[[str], None] = print) -> DemoResult:
+    s.out.mkdir(parents=True, exist_ok=True)
+    logs = s.out / "logs"
+    baseline, release = logs / "baseline.jsonl.gz", logs / "release.jsonl.gz"
+    if not baseline.exists():
+        stats = generate_corpus(baseline, n=s.conversations, seed=s.seed, window="baseline")
+        log(f"[demo] wrote {baseline} ({stats.summary()['conversations']} conversations of model Y)")
+    if not release.exists():
+        stats = generate_corpus(release, n=s.conversations, seed=s.seed + 1000, window="release")
+        log(f"[demo] wrote {release} ({stats.summary()['conversations']} conversations of model X, "
+            "after release)")
+    cfg: RunConfig = load_config(write_run_file(s, baseline))
+    run_pipeline(cfg, progress=progress, log=log)
+    forecast = cfg.forecast.path or (cfg.run.dir / "forecast.json")
+    with RunStore.open(cfg.run.dir) as store:
+        release_sample = cfg.sample.model_copy(update={"n": s.prefixes, "seed": s.seed + 1000})
+        ingest_release(store, [SourceConfig(path=release, name="release")], release_sample,
+                       quarantine_dir=cfg.run.dir / "quarantine", transform=prefix_transform(cfg, store),
+                       with_responses=False)
+        log(f"[release] {store.count_prefixes(pool='release')} fresh prefixes answered by the candidate "
+            "as its production traffic")
+        simulate_arm(store, cfg.model("candidate"), "x_prod", cfg.simulate, guard=privacy_guard(cfg),
+                     progress=progress)
+        outcome = score_release(store, cfg, forecast, progress=progress, seed=s.seed)
+        summary = outcome.scorecard.summary
+        for method, m in summary.items():
+            acc = "n/a" if m.moved == 0 else f"{m.directional_accuracy:.0%}"
+            log(f"[validate] {method}: directional accuracy {acc} over {m.moved} moved categories, "
+                f"median symmetric error {m.median_sym_error:.2f}x, NLL regret {m.total_nll_regret:.1f}")
+        files = write_report(store)
+    return DemoResult(run_dir=cfg.run.dir, report=files.html, forecast=forecast, scorecard=outcome.path)
