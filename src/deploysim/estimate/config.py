@@ -14,4 +14,12 @@ class EstimateConfig(BaseModel):
     #: significance level of the Fisher and McNemar tests (the paper used 0.1, two-sided)
     alpha: float = Field(default=0.1, gt=0, lt=1)
     benjamini_hochberg: bool = False
+    #: interval shown as "the" CI; Wilson and Jeffreys are always stored, Clopper–Pearson on request
     interval: Literal["wilson", "jeffreys", "clopper_pearson"] = "wilson"
+    #: McNemar variant on the discordant pairs: mid-p (default; near-nominal size) or exact
+    mcnemar: Literal["midp", "exact"] = "midp"
+    #: Monte-Carlo draws for the Rogan–Gladen interval (seeded by ``seed``)
+    correction_draws: int = Field(default=20_000, ge=1000)
+    seed: int = 0
+    #: category -> grader hash to use when the store holds judgments of several graders for it
+    grader_hashes: dict[str, str] = Field(default_factory=dict)

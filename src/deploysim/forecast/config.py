@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,4 +18,14 @@ class ForecastConfig(BaseModel):
     challenge_set: Path | None = None
     #: or: the top-k production prefixes by risk score
     challenge_top_k: int | None = Field(default=None, gt=0)
+    #: draw at most this many prompts from ``challenge_set`` (uniform, seeded by ``challenge_seed``)
+    challenge_limit: int | None = Field(default=None, gt=0)
+    challenge_seed: int = 0
+    #: product context given to prompts of a set that does not name one
+    challenge_product_context: str = "general_chat"
+    #: top-k risk score from Y production's judgments: ``flags`` = categories flagged,
+    #: ``classifier`` = max grader score (docs/forecasting.md, "Challenging-prompt sets")
+    challenge_score: Literal["flags", "classifier"] = "flags"
+    #: categories the risk score looks at (default: every graded category)
+    challenge_categories: list[str] | None = None
     interval: float = Field(default=0.9, gt=0, lt=1)

@@ -329,6 +329,15 @@ class RunStore:
         rows = self._query("SELECT record FROM response_cache WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
+    def get_cached_responses(self, keys: Sequence[str]) -> dict[str, str]:
+        """Cached generation JSON for many keys in one query (missing keys are absent)."""
+        out: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            marks = ",".join("?" * len(part))
+            out.update(self._query(f"SELECT key, record FROM response_cache WHERE key IN ({marks})", part))
+        return out
+
     def put_cached_responses(self, rows: Iterable[tuple[str, str, str]]) -> int:
         """Insert (key, spec_hash, generation JSON) rows; an existing key is kept."""
         now = utc_now()
@@ -361,6 +370,25 @@ class RunStore:
                            "grader_hash = ? AND status = 'ok'", (category, grader_hash))
         return {r[0] for r in rows}
 
+    def judgment_status_for(self, completion_ids: Sequence[str]) -> dict[tuple[str, str, str], str]:
+        """(completion_id, category, grader_hash) -> status for the judgments of these completions
+        (one page of the grade stage's resume check; pass at most a few thousand ids)."""
+        if not completion_ids:
+            return {}
+        marks = ",".join("?" * len(completion_ids))
+        rows = self._query(f"SELECT completion_id, category, grader_hash, status FROM judgments "
+                           f"WHERE completion_id IN ({marks})", tuple(completion_ids))
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    def get_prefixes(self, prefix_ids: Sequence[str]) -> dict[str, Prefix]:
+        """Prefixes by id (missing ids are absent from the result)."""
+        ids = list(dict.fromkeys(prefix_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._query(f"SELECT record FROM prefixes WHERE id IN ({marks})", tuple(ids))
+        return {p.id: p for p in (Prefix.model_validate_json(r[0]) for r in rows)}
+
     def judgment_counts(self) -> list[tuple[str, str, str, int, int, int]]:
         """(category, arm, grader_hash, n_ok, k_positive, n_error) for every group."""
         rows = self._query(
@@ -381,6 +409,30 @@ class RunStore:
             "AND a.status = 'ok' AND b.status = 'ok' AND ca.sample_index = 0 AND cb.sample_index = 0 "
             "ORDER BY a.prefix_id", (category, grader_hash, arm_a, arm_b))
         return [(r[0], bool(r[1]), bool(r[2])) for r in rows]
+
+    def rank_prefixes_by_judgments(self, arm: str, limit: int, *, order: str = "flags",
+                                   categories: Sequence[str] | None = None,
+                                   pool: str = "production") -> list[tuple[str, int, float | None]]:
+        """(prefix_id, categories flagged, max score) of the ``limit`` highest-risk prefixes of a
+        pool by their ``ok`` judgments in ``arm`` (the challenging-prompts top-k selection).
+
+        ``order="flags"``: prefixes with at least one flagged category, by number of distinct
+        categories flagged, then max score (no score last), then prefix id. ``order="score"``:
+        prefixes with a score, by max score, then flags, then prefix id. The ranking runs in
+        SQLite with a bounded sort, so memory does not grow with the run."""
+        if order not in ("flags", "score"):
+            raise ValueError(f"unknown ranking order {order!r} (flags, score)")
+        cats = list(categories or ())
+        cat_sql = f" AND j.category IN ({','.join('?' * len(cats))})" if cats else ""
+        having, order_sql = (("flags > 0", "flags DESC, top DESC NULLS LAST, j.prefix_id") if order == "flags"
+                             else ("top IS NOT NULL", "top DESC, flags DESC, j.prefix_id"))
+        rows = self._query(
+            "SELECT j.prefix_id, COUNT(DISTINCT CASE WHEN j.label = 1 THEN j.category END) AS flags, "
+            "MAX(json_extract(j.record, '$.score')) AS top FROM judgments j "
+            "JOIN prefixes p ON p.id = j.prefix_id "
+            f"WHERE j.arm = ? AND j.status = 'ok' AND p.pool = ?{cat_sql} GROUP BY j.prefix_id "
+            f"HAVING {having} ORDER BY {order_sql} LIMIT ?", (arm, pool, *cats, limit))
+        return [(r[0], int(r[1]), None if r[2] is None else float(r[2])) for r in rows]
 
     # -- estimates, comparisons, validations -------------------------------------------------
     def put_estimates(self, estimates: Iterable[Estimate]) -> int:

@@ -1,0 +1,178 @@
+"""``deploysim estimate``, ``deploysim plan`` and ``deploysim tail``: the statistics commands.
+Formulas are in docs/statistics.md; the numbers come from :mod:`deploysim.estimate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from deploysim.cli.common import console, user_errors
+from deploysim.records import ARM_LABELS, Estimate
+
+
+def register(app: typer.Typer) -> None:
+    app.command("estimate")(estimate_command)
+    app.command("plan")(plan_command)
+    app.command("tail")(tail_command)
+
+
+def estimate_command(
+    target: Path = typer.Argument(..., help="Run directory, or the run configuration (.toml) naming it."),
+    alpha: float | None = typer.Option(None, help="Significance level of Fisher and McNemar [default 0.1]."),
+    confidence: float | None = typer.Option(None, help="Confidence level of intervals [default 0.95]."),
+    bh: bool | None = typer.Option(None, "--bh/--no-bh", help="Benjamini–Hochberg across categories."),
+    interval: str | None = typer.Option(None, help="CI shown: wilson, jeffreys or clopper_pearson."),
+    mcnemar: str | None = typer.Option(None, help="McNemar variant: midp or exact."),
+) -> None:
+    """Rates per category and arm, with intervals, floors and arm comparisons.
+
+    Per category and arm: n, k, errors, rate, CI, measurement floor, Rogan–Gladen corrected rate
+    (when the grader was validated); X→Y vs Y production (Fisher exact, rate ratio) and X→Y vs
+    Y→Y (paired McNemar). Writes the records to the run store and RUN_DIR/estimates.json.
+    """
+    from deploysim.config import load_config
+    from deploysim.estimate.config import EstimateConfig
+    from deploysim.estimate.stage import estimate_run
+    from deploysim.store import RunStore
+
+    with user_errors():
+        if target.is_file():
+            run_cfg = load_config(target)
+            run_dir, cfg = run_cfg.run.dir, run_cfg.estimate
+        else:
+            run_dir, cfg = target, EstimateConfig()
+        overrides = {"alpha": alpha, "confidence": confidence, "benjamini_hochberg": bh,
+                     "interval": interval, "mcnemar": mcnemar}
+        cfg = EstimateConfig.model_validate(
+            cfg.model_dump() | {k: v for k, v in overrides.items() if v is not None})
+        with RunStore.open(run_dir, create=False) as store:
+            report = estimate_run(store, cfg)
+    table = Table(title=f"Estimates — {run_dir}", show_lines=False)
+    for name in ("category", "arm", "n", "k", "errors", "rate", f"{cfg.confidence:.0%} CI", "floor",
+                 "corrected (CI)", "X→Y / Y prod (CI)", "p Fisher", "p McNemar", "sig"):
+        table.add_column(name, justify="left" if name in ("category", "arm") else "right",
+                         no_wrap=name in ("category", "arm"))
+    for e in report.estimates:
+        lo, hi = _shown_interval(e, cfg.interval)
+        corrected = "—" if e.corrected_rate is None or e.corrected_interval is None else (
+            f"{_num(e.corrected_rate)} ({_num(e.corrected_interval[0])}–{_num(e.corrected_interval[1])})")
+        ratio = p_fisher = p_mcnemar = sig = ""
+        if e.arm == "x_on_y":
+            fisher, paired = report.comparison(e.category, "y_prod"), report.comparison(e.category, "y_on_y")
+            if fisher is not None:
+                ratio = _ratio(fisher.ratio, fisher.ratio_interval)
+                p_fisher = _p(fisher.p_value, fisher.p_adjusted)
+            if paired is not None:
+                p_mcnemar = _p(paired.p_value, paired.p_adjusted)
+            sig = " ".join(flag for c, flag in ((fisher, "F"), (paired, "M"))
+                           if c is not None and c.significant)
+        table.add_row(e.category, ARM_LABELS.get(e.arm, e.arm), f"{e.n:,}", f"{e.k:,}", f"{e.failures:,}",
+                      _num(e.rate), f"{_num(lo)}–{_num(hi)}", _num(e.floor), corrected, ratio, p_fisher,
+                      p_mcnemar, sig)
+    console.print(table)
+    console.print(f"sig: F = Fisher (X→Y vs Y production), M = McNemar (X→Y vs Y→Y) at α = {cfg.alpha}"
+                  + (" after Benjamini–Hochberg (adjusted p in brackets)" if cfg.benjamini_hochberg else ""))
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(f"wrote {report.json_path}")
+
+
+def plan_command(
+    rate: float = typer.Option(..., help="Expected rate of the category, e.g. 0.001."),
+    rel_precision: float = typer.Option(0.3, help="Target CI half-width as a share of the rate."),
+    change: float = typer.Option(1.5, help="Change factor to detect between two arms."),
+    power: float = typer.Option(0.8, help="Power to detect the change."),
+    alpha: float = typer.Option(0.1, help="Two-sided significance level of the comparison."),
+    confidence: float = typer.Option(0.95, help="Confidence level of intervals and floors."),
+    check: int = typer.Option(1000, help="Replications simulating the power at the planned size (0 = skip)."),
+    seed: int = typer.Option(0, help="Seed of the power simulation."),
+) -> None:
+    """Prefixes needed for a rate's precision or to detect a change, with floors.
+
+    Sizes for estimating --rate to ±rel-precision, and per arm for detecting a --change factor
+    at --power and two-sided --alpha; every size states its measurement floor (about 3/n).
+    """
+    from deploysim.estimate.plan import plan, simulated_power
+
+    with user_errors():
+        result = plan(rate, rel_precision, change, power, alpha, confidence)
+    table = Table(title=f"Plan for rate {_num(rate)}")
+    for name in ("goal", "prefixes", "floor", "note"):
+        table.add_column(name, justify="left" if name in ("goal", "note") else "right")
+    lo, hi = result.expected_interval
+    table.add_row(f"±{rel_precision:.0%} relative precision ({confidence:.0%})", f"{result.n_precision:,}",
+                  _num(result.floor_precision), f"expected Wilson CI {_num(lo)}–{_num(hi)}")
+    table.add_row(f"detect a {change:g}x change", f"{result.n_change_per_arm:,}", _num(result.floor_change),
+                  f"per arm; α = {alpha}, power {power:.0%}")
+    console.print(table)
+    if check > 0:
+        with user_errors():
+            n_arm = result.n_change_per_arm
+            fisher = simulated_power(rate * change, rate, n_arm, alpha, check, seed, "fisher")
+            arcsine = simulated_power(rate * change, rate, n_arm, alpha, check, seed, "arcsine")
+        console.print(f"simulated power at {n_arm:,} per arm ({check} runs): arcsine z-test {arcsine:.2f}, "
+                      f"Fisher exact {fisher:.2f}")
+    console.print("floor: the rate below which seeing zero events is still likely (p > "
+                  f"{1 - confidence:.2g}); about 3/n.")
+
+
+def tail_command(
+    probs_file: Path = typer.Argument(..., help="CSV/TSV/JSONL with one elicitation probability per query."),
+    n: float = typer.Option(..., "--n", help="Queries to forecast at, e.g. 1e6."),
+    top: int = typer.Option(10, help="Number of top scores in the Gumbel-tail fit."),
+    column: str | None = typer.Option(None, help="Probability column (default: p, probability…)."),
+    threshold: float | None = typer.Option(None, help="Also forecast the share of queries with p >= this."),
+    lognormal_top: int | None = typer.Option(None, help="Fit the log-normal baseline to the top K only."),
+) -> None:
+    """Forecast worst-query risk at deployment scale from elicitation probabilities.
+
+    Gumbel-tail method of Jones et al. 2025 (fit on the top scores) against a log-normal
+    baseline; with --threshold also the share and expected number of queries with p >= it.
+    """
+    from deploysim.estimate.probs_file import read_probabilities
+    from deploysim.estimate.tail import forecast_tail
+
+    with user_errors():
+        probs = read_probabilities(probs_file, column)
+        result = forecast_tail(probs.values, n, top, threshold, lognormal_top)
+    g, ln = result.gumbel, result.lognormal
+    console.print(f"{result.queries:,} queries from {probs.path} ({probs.source}); largest observed "
+                  f"probability {_num(result.largest_observed)}")
+    table = Table(title=f"Forecast at {result.n_queries:,} queries")
+    for name in ("method", "fit", "worst-query risk", "share p ≥ τ", "expected count"):
+        table.add_column(name, justify="left" if name in ("method", "fit") else "right")
+    rows = ((f"Gumbel tail (top {g.top})", f"log S = {g.slope:.3g}·ψ + {g.intercept:.3g}",
+             result.gumbel_worst_query_risk, result.gumbel_frequency),
+            ("log-normal" + ("" if ln.top is None else f" (top {ln.top})"),
+             f"μ = {ln.mu:.3g}, σ = {ln.sigma:.3g}",
+             result.lognormal_worst_query_risk, result.lognormal_frequency))
+    for method, fit, risk, freq in rows:
+        table.add_row(method, fit, _num(risk), "" if freq is None else _num(freq.share),
+                      "" if freq is None else f"{freq.expected_count:,.1f}"
+                      + (" (empirical)" if freq.method == "empirical" else ""))
+    console.print(table)
+
+
+def _shown_interval(e: Estimate, method: str) -> tuple[float, float]:
+    if method == "jeffreys":
+        return e.jeffreys
+    if method == "clopper_pearson" and "clopper_pearson" in e.extra:
+        lo, hi = e.extra["clopper_pearson"]
+        return float(lo), float(hi)
+    return e.wilson
+
+
+def _num(x: float) -> str:
+    return "0" if x == 0 else f"{x:.3g}"
+
+
+def _p(p: float, adjusted: float | None) -> str:
+    return f"{p:.3g}" if adjusted is None else f"{p:.3g} [{adjusted:.3g}]"
+
+
+def _ratio(ratio: float | None, interval: tuple[float, float] | None) -> str:
+    if ratio is None or interval is None:
+        return "undefined"
+    return f"{ratio:.3g} ({interval[0]:.3g}–{interval[1]:.3g})"

@@ -1,0 +1,248 @@
+"""The estimate stage: per-category, per-arm rates and the arm comparisons of a run.
+
+Reads judgment counts, paired labels and grader validations from the run store, computes
+(DESIGN.md step 6 and "Definitions"):
+
+* per (category, arm): n graded items, k positives, failures (generation + grading errors,
+  reported and never folded into n), r̂ = k/n, Wilson and Jeffreys intervals (Clopper–Pearson
+  on request), the measurement floor, and the Rogan–Gladen corrected rate with an interval
+  carrying the validation uncertainty when the grader has validation results;
+* X→Y vs Y→Y: paired McNemar on shared prefixes with the paired rate ratio;
+* X→Y vs Y production: two-sided Fisher exact test with the Katz rate ratio;
+* Benjamini–Hochberg across categories (per comparison family) on request;
+
+and writes ``Estimate`` / ``Comparison`` records to the store and ``estimates.json`` to the
+run directory. Aggregates never mix grader hashes: a (category, arm) graded by several
+graders is refused unless ``[estimate] grader_hashes`` pins one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from deploysim.estimate.comparisons import (
+    PairedTable,
+    benjamini_hochberg,
+    fisher_exact_p,
+    mcnemar_p,
+    paired_rate_ratio,
+    rate_ratio,
+)
+from deploysim.estimate.config import EstimateConfig
+from deploysim.estimate.correction import ValidationCounts, corrected_rate, corrected_rate_known
+from deploysim.estimate.floor import measurement_floor
+from deploysim.estimate.intervals import clopper_pearson_interval, jeffreys_interval, wilson_interval
+from deploysim.estimate.validation import GraderValidation, pool_validations
+from deploysim.records import ARMS, Arm, Comparison, Estimate
+from deploysim.store import RunStore
+
+ESTIMATES_JSON = "estimates.json"
+#: (arm_a, arm_b, test): X→Y against the control arm (paired) and against Y production
+COMPARED_ARMS: tuple[tuple[Arm, Arm, str], ...] = (("x_on_y", "y_on_y", "mcnemar"),
+                                                    ("x_on_y", "y_prod", "fisher"))
+
+
+class MixedGraderError(ValueError):
+    """Judgments of one category and arm come from more than one grader (hash)."""
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """Judgment counts of one (category, arm) under one grader hash."""
+
+    category: str
+    arm: Arm
+    grader_hash: str
+    n: int
+    k: int
+    grading_errors: int
+
+
+@dataclass(frozen=True)
+class EstimateReport:
+    estimates: list[Estimate]
+    comparisons: list[Comparison]
+    notes: list[str] = field(default_factory=list)
+    json_path: Path | None = None
+
+    def estimate(self, category: str, arm: str) -> Estimate | None:
+        return next((e for e in self.estimates if e.category == category and e.arm == arm), None)
+
+    def comparison(self, category: str, arm_b: str) -> Comparison | None:
+        return next((c for c in self.comparisons if c.category == category and c.arm_b == arm_b), None)
+
+
+def estimate_run(store: RunStore, cfg: EstimateConfig) -> EstimateReport:
+    """Estimate every (category, arm) in the store, compare the arms, persist and report."""
+    notes: list[str] = []
+    groups = select_groups(store.judgment_counts(), cfg.grader_hashes)
+    generation_errors = {arm: store.count_completions(arm=arm, status="error")
+                         for arm in {g.arm for g in groups}}
+    validations: dict[tuple[str, str], GraderValidation | None] = {}
+    estimates: list[Estimate] = []
+    for g in groups:
+        if g.n == 0:
+            notes.append(f"{g.category} / {g.arm}: no graded items ({g.grading_errors} grading errors); "
+                         "no rate estimated")
+            continue
+        key = (g.grader_hash, g.category)
+        if key not in validations:
+            validations[key] = pool_validations(store.grader_validations(g.grader_hash), g.category, notes)
+        estimates.append(estimate_group(g, generation_errors.get(g.arm, 0), validations[key], cfg, notes))
+    by_key = {(e.category, e.arm): e for e in estimates}
+    comparisons: list[Comparison] = []
+    for category in sorted({e.category for e in estimates}):
+        for arm_a, arm_b, test in COMPARED_ARMS:
+            a, b = by_key.get((category, arm_a)), by_key.get((category, arm_b))
+            if a is None or b is None:
+                continue
+            if a.grader_hash != b.grader_hash:
+                notes.append(f"{category}: {arm_a} and {arm_b} were graded by different graders "
+                             f"({a.grader_hash[:12]} vs {b.grader_hash[:12]}); not compared")
+                continue
+            if test == "fisher":
+                comparisons.append(compare_independent(a, b, cfg))
+                continue
+            table = PairedTable.from_pairs(
+                (la, lb) for _, la, lb in store.paired_labels(category, a.grader_hash, arm_a, arm_b))
+            if table.n == 0:
+                notes.append(f"{category}: no prefix graded in both {arm_a} and {arm_b}; McNemar skipped")
+                continue
+            comparisons.append(compare_paired(category, a.grader_hash, arm_a, arm_b, table, cfg))
+    if cfg.benjamini_hochberg:
+        comparisons = adjust_comparisons(comparisons, cfg.alpha)
+    store.put_estimates(estimates)
+    store.put_comparisons(comparisons)
+    json_path = write_estimates_json(store.run_dir / ESTIMATES_JSON, estimates, comparisons, notes, cfg)
+    store.put_stage_report("estimate", "summary", {
+        "estimates": len(estimates), "comparisons": len(comparisons), "notes": notes,
+        "significant": sum(c.significant for c in comparisons), "json": ESTIMATES_JSON})
+    return EstimateReport(estimates, comparisons, notes, json_path)
+
+
+def select_groups(counts: Sequence[tuple[str, str, str, int, int, int]],
+                  pinned: Mapping[str, str]) -> list[GroupCounts]:
+    """One grader hash per (category, arm): the pinned one, else the only one; several
+    unpinned hashes raise :class:`MixedGraderError`."""
+    by_group: dict[tuple[str, str], list[GroupCounts]] = defaultdict(list)
+    for category, arm, grader_hash, n, k, errors in counts:
+        if arm not in ARMS:
+            raise ValueError(f"judgments of {category!r} name an unknown arm {arm!r}")
+        by_group[(category, arm)].append(GroupCounts(category, arm, grader_hash, n, k, errors))  # type: ignore[arg-type]
+    chosen: list[GroupCounts] = []
+    for (category, arm), rows in sorted(by_group.items(), key=lambda kv: (kv[0][0], ARMS.index(kv[0][1]))):
+        if category in pinned:
+            match = [r for r in rows if r.grader_hash == pinned[category]]
+            if not match:
+                raise MixedGraderError(f"[estimate] grader_hashes pins {category!r} to {pinned[category]!r}, "
+                                       f"but {arm} has judgments only from {_list_hashes(rows)}")
+            chosen.append(match[0])
+        elif len(rows) > 1:
+            raise MixedGraderError(
+                f"category {category!r}, arm {arm}: judgments from {len(rows)} different graders "
+                f"({_list_hashes(rows)}); rates never mix graders — pin one with "
+                f"[estimate] grader_hashes = {{ {category} = \"<hash>\" }}")
+        else:
+            chosen.append(rows[0])
+    return chosen
+
+
+def estimate_group(g: GroupCounts, generation_errors: int, validation: GraderValidation | None,
+                   cfg: EstimateConfig, notes: list[str]) -> Estimate:
+    """The Estimate record of one (category, arm); pure apart from appending notes."""
+    extra: dict[str, Any] = {"confidence": cfg.confidence, "interval": cfg.interval,
+                             "grading_errors": g.grading_errors, "generation_errors": generation_errors,
+                             "below_floor": g.k == 0}
+    if cfg.interval == "clopper_pearson":
+        extra["clopper_pearson"] = list(clopper_pearson_interval(g.k, g.n, cfg.confidence))
+    corrected: tuple[float, tuple[float, float]] | None = None
+    if validation is not None:
+        try:
+            if isinstance(validation.counts, ValidationCounts):
+                cr = corrected_rate(g.k, g.n, validation.counts, cfg.confidence, cfg.correction_draws,
+                                    seed=cfg.seed)
+            else:
+                cr = corrected_rate_known(g.k, g.n, validation.sensitivity, validation.specificity,
+                                          cfg.confidence)
+        except ValueError as err:
+            notes.append(f"{g.category} / {g.arm}: no grader-error correction ({err})")
+        else:
+            corrected = (cr.rate, (cr.lower, cr.upper))
+            extra["correction"] = {"method": cr.method, "sensitivity": cr.sensitivity,
+                                   "specificity": cr.specificity, "draws": cr.draws,
+                                   "degenerate_share": cr.degenerate_share,
+                                   "datasets": list(validation.datasets), **validation.count_fields()}
+            if cr.degenerate_share > 0.01:
+                notes.append(f"{g.category} / {g.arm}: {cr.degenerate_share:.1%} of correction draws had "
+                             "se + sp <= 1; the validation set is small")
+    return Estimate(
+        id=Estimate.make_id(g.category, g.arm, g.grader_hash), category=g.category, arm=g.arm,
+        grader_hash=g.grader_hash, n=g.n, k=g.k, failures=g.grading_errors + generation_errors,
+        rate=g.k / g.n, wilson=wilson_interval(g.k, g.n, cfg.confidence),
+        jeffreys=jeffreys_interval(g.k, g.n, cfg.confidence), floor=measurement_floor(g.n, cfg.confidence),
+        corrected_rate=None if corrected is None else corrected[0],
+        corrected_interval=None if corrected is None else corrected[1], extra=extra)
+
+
+def compare_independent(a: Estimate, b: Estimate, cfg: EstimateConfig) -> Comparison:
+    """Fisher exact (two-sided) and the Katz rate ratio a/b for two independent arms."""
+    p = fisher_exact_p(a.k, a.n, b.k, b.n)
+    rr = rate_ratio(a.k, a.n, b.k, b.n, cfg.confidence)
+    return Comparison(
+        id=Comparison.make_id(a.category, a.arm, b.arm, "fisher", a.grader_hash), category=a.category,
+        arm_a=a.arm, arm_b=b.arm, grader_hash=a.grader_hash, ratio=rr.ratio, ratio_interval=rr.interval,
+        test="fisher", p_value=p, significant=p <= cfg.alpha, alpha=cfg.alpha,
+        extra={"k_a": a.k, "n_a": a.n, "k_b": b.k, "n_b": b.n, "zero_corrected": rr.zero_corrected,
+               "confidence": cfg.confidence})
+
+
+def compare_paired(category: str, grader_hash: str, arm_a: Arm, arm_b: Arm, table: PairedTable,
+                   cfg: EstimateConfig) -> Comparison:
+    """McNemar on the discordant pairs and the paired rate ratio on shared prefixes."""
+    p = mcnemar_p(table.only_a, table.only_b, cfg.mcnemar)
+    rr = paired_rate_ratio(table, cfg.confidence)
+    return Comparison(
+        id=Comparison.make_id(category, arm_a, arm_b, "mcnemar", grader_hash), category=category,
+        arm_a=arm_a, arm_b=arm_b, grader_hash=grader_hash, ratio=rr.ratio, ratio_interval=rr.interval,
+        test="mcnemar", p_value=p, significant=p <= cfg.alpha, alpha=cfg.alpha,
+        extra={"method": cfg.mcnemar, "pairs": table.n, "both": table.both, "only_a": table.only_a,
+               "only_b": table.only_b, "neither": table.neither, "zero_corrected": rr.zero_corrected,
+               "confidence": cfg.confidence})
+
+
+def adjust_comparisons(comparisons: Sequence[Comparison], alpha: float) -> list[Comparison]:
+    """Benjamini–Hochberg across categories within each (arm_a, arm_b, test) family;
+    significance then uses the adjusted p-value."""
+    families: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for i, c in enumerate(comparisons):
+        families[(c.arm_a, c.arm_b, c.test)].append(i)
+    out = list(comparisons)
+    for indices in families.values():
+        adjusted = benjamini_hochberg([comparisons[i].p_value for i in indices])
+        for i, p_adj in zip(indices, adjusted, strict=True):
+            out[i] = comparisons[i].model_copy(update={"p_adjusted": p_adj, "significant": p_adj <= alpha})
+    return out
+
+
+def write_estimates_json(path: Path, estimates: Sequence[Estimate], comparisons: Sequence[Comparison],
+                         notes: Sequence[str], cfg: EstimateConfig) -> Path:
+    """estimates.json: the records plus the configuration that produced them (atomic write)."""
+    payload = {"config": cfg.model_dump(mode="json"),
+               "estimates": [e.model_dump(mode="json") for e in estimates],
+               "comparisons": [c.model_dump(mode="json") for c in comparisons], "notes": list(notes)}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, path)
+    return path
+
+
+def _list_hashes(rows: Sequence[GroupCounts]) -> str:
+    return ", ".join(f"{r.grader_hash[:12]} (n={r.n})" for r in rows)
+

@@ -1,0 +1,102 @@
+"""A sampled turn -> :class:`Prefix` (+ the deployed model's real response as a completion).
+
+DESIGN.md step 3: the prefix is every message up to and including the sampled user message;
+later turns are not part of the prompt, but what really followed (the deployed model's
+response, its tool calls, the real tool outputs and further assistant messages up to the
+next user message) is kept as the continuation. That response is Y's production response,
+stored as a ``y_prod`` completion so it is graded like any other arm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deploysim.hashing import content_hash
+from deploysim.records import Completion, Conversation, Prefix
+
+#: model name of ``y_prod`` completions when the log does not name the deployed model
+PRODUCTION_MODEL = "production"
+
+
+def make_prefix(conv: Conversation, turn: int, stratum: str | None = None) -> Prefix:
+    """The prefix ending at user message ``turn`` of ``conv`` (an eligible turn)."""
+    return prefix_from_dict(conv.model_dump(mode="json"), turn, stratum)
+
+
+def prefix_from_dict(conv: dict[str, Any], turn: int, stratum: str | None = None) -> Prefix:
+    """:func:`make_prefix` on a validated normalized conversation dict (the sampler's path:
+    one pydantic validation of the prefix instead of building the whole conversation)."""
+    msgs = conv["messages"]
+    if not (0 <= turn < len(msgs) - 1 and msgs[turn]["role"] == "user"
+            and msgs[turn + 1]["role"] == "assistant"):
+        raise ValueError(f"conversation {conv['id']}: message {turn} is not an eligible turn "
+                         "(a user message answered by an assistant message)")
+    end = turn + 2
+    while end < len(msgs) and msgs[end]["role"] != "user":
+        end += 1
+    steps = [{**m, "provenance": "real"} if m["role"] == "tool" and m.get("provenance") is None else m
+             for m in msgs[turn + 2:end]]
+    prompt = msgs[: turn + 1]
+    tools = conv.get("tools") or []
+    meta = conv.get("meta") or {}
+    first = msgs[0]
+    return Prefix.model_validate({
+        "id": prefix_id(conv["id"], turn, prompt, tools),
+        "conversation_id": conv["id"],
+        "turn_index": turn,
+        "messages": prompt,
+        "context": {
+            "product_context": meta.get("product_context"),
+            "system_prompt": first.get("content", "") if first["role"] in ("system", "developer") else None,
+            "tools": tools,
+            "language": meta.get("language"),
+            "deployed_model": meta.get("deployed_model"),
+            "timestamp": meta.get("timestamp"),
+            "deidentified": meta.get("deidentified", "raw"),
+        },
+        "continuation": {"response": msgs[turn + 1], "steps": steps},
+        "stratum": stratum,
+    })
+
+
+def prefix_id(conversation_id: str, turn: int, prompt: list[dict[str, Any]],
+              tools: list[dict[str, Any]]) -> str:
+    """:meth:`Prefix.make_id` computed on normalized dicts: the same canonical JSON as the
+    records' ``model_dump(mode="json")`` (defaults filled in), so the same content hash.
+    ``tests/test_sample_prefixes.py`` checks the two agree."""
+    return content_hash({
+        "conversation_id": conversation_id,
+        "turn_index": turn,
+        "messages": [{
+            "role": m["role"], "content": m.get("content", ""),
+            "tool_calls": [{"id": c["id"], "name": c["name"], "arguments": c.get("arguments", "{}")}
+                           for c in m.get("tool_calls") or ()],
+            "tool_call_id": m.get("tool_call_id"), "name": m.get("name"), "provenance": m.get("provenance"),
+        } for m in prompt],
+        "tools": [{"name": t["name"], "description": t.get("description", ""),
+                   "parameters": t.get("parameters", {})} for t in tools],
+    })
+
+
+def production_spec_hash(deployed_model: str | None) -> str:
+    return content_hash(["production", deployed_model])
+
+
+def production_completion(prefix: Prefix) -> Completion | None:
+    """The ``y_prod`` completion of a prefix (None when it has no continuation): message =
+    the deployed model's response, transcript = response + following steps."""
+    cont = prefix.continuation
+    if cont is None:
+        return None
+    deployed = prefix.context.deployed_model
+    spec_hash = production_spec_hash(deployed)
+    return Completion(
+        id=Completion.make_id(prefix.id, "y_prod", spec_hash, 0),
+        prefix_id=prefix.id,
+        arm="y_prod",
+        model=deployed or PRODUCTION_MODEL,
+        model_spec_hash=spec_hash,
+        status="ok",
+        message=cont.response,
+        transcript=(cont.response, *cont.steps),
+    )
