@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from deploysim.config import RunConfig
@@ -27,7 +28,7 @@ def user_errors() -> Iterator[None]:
         yield
     except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        err_console.print(f"[bold red]error:[/] {msg}")
+        err_console.print(f"[bold red]error:[/] {escape(str(msg))}")
         raise typer.Exit(2) from None
 
 

@@ -121,6 +121,7 @@ def run_demo(s: DemoSettings, *, progress: bool = True,
              log: Callable[[str], None] = print) -> DemoResult:
     s.out.mkdir(parents=True, exist_ok=True)
     logs = s.out / "logs"
+    logs.mkdir(exist_ok=True)
     baseline, release = logs / "baseline.jsonl.gz", logs / "release.jsonl.gz"
     if not baseline.exists():
         stats = generate_corpus(baseline, n=s.conversations, seed=s.seed, window="baseline")

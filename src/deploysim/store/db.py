@@ -120,6 +120,14 @@ class RunStore:
         with self._lock:
             self._conn.close()
 
+    def vacuum(self) -> None:
+        """Rebuild the database file so rewritten (e.g. de-identified) text does not survive in
+        free pages or the WAL."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def __enter__(self) -> RunStore:
         return self
 
@@ -270,6 +278,13 @@ class RunStore:
         rows = self._query("SELECT record FROM completions WHERE prefix_id = ? ORDER BY arm, sample_index",
                            (prefix_id,))
         return [Completion.model_validate_json(r[0]) for r in rows]
+
+    def replace_completions(self, completions: Iterable[Completion]) -> int:
+        """Rewrite completions in place (same id, any status): used by de-identification of a
+        run, which changes their text but not their identity."""
+        now = utc_now()
+        rows = [(c.status, c.model_dump_json(), now, c.id) for c in completions]
+        return self._write("UPDATE completions SET status = ?, record = ?, updated_at = ? WHERE id = ?", rows)
 
     def get_completion(self, completion_id: str) -> Completion | None:
         rows = self._query("SELECT record FROM completions WHERE id = ?", (completion_id,))
