@@ -168,3 +168,13 @@ def test_simulation_study_forecast_beats_baselines(capsys: pytest.CaptureFixture
     # the biased challenging-prompt set does measurably worse than the simulation
     assert np.mean(nll["challenging_prompts"]) > 2 * np.mean(nll["simulation"])
     assert np.mean(accs["challenging_prompts"]) < np.mean(accs["simulation"]) - 0.1
+
+
+def test_zero_count_forecast_uses_the_continuity_rule() -> None:
+    payload = build_forecast([est("hate", "x_on_y", 0, 100), est("hate", "y_prod", 2, 100)],
+                             run_id="r", created_at="t")
+    card = score_forecast(payload, "h", {"hate": Counts(k=1, n=100)})
+    row = next(r for r in card.rows if r.method == "simulation")
+    assert row.forecast_rate == 0.0
+    assert row.sym_error == pytest.approx(0.01 / (0.5 / 101))
+    assert math.isfinite(row.nll_point) and row.nll_point < 10

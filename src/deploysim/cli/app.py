@@ -11,9 +11,17 @@ from deploysim import __version__
 
 #: command modules, in the order their commands appear in --help
 COMMAND_MODULES: tuple[str, ...] = (
-    
     "deploysim.cli.run_cmd",
+    "deploysim.cli.ingest_cmd",
+    "deploysim.cli.deidentify_cmd",
+    "deploysim.cli.demo_corpus_cmd",
+    "deploysim.cli.simulate_cmd",
+    "deploysim.cli.grade_cmd",
+    "deploysim.cli.stats_cmd",
     "deploysim.cli.forecast_cmd",
+    "deploysim.cli.validate_cmd",
+    "deploysim.cli.challenge_cmd",
+    "deploysim.cli.graders_cmd",
 )
 
 app = typer.Typer(

@@ -54,3 +54,8 @@ def open_run(target: Path) -> tuple[RunStore, RunConfig | None]:
         cfg = parse_config(saved, path=target / "config(saved)") if isinstance(saved, dict) else None
         return store, cfg
     raise FileNotFoundError(f"{target}: neither a run file (.toml) nor a run directory")
+
+
+def log_line(message: str) -> None:
+    """Print a stage log line as plain text (``[sample] …`` is not Rich markup)."""
+    console.print(message, markup=False)

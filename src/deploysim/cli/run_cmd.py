@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from deploysim.cli.common import console, open_run, user_errors
+from deploysim.cli.common import console, log_line, open_run, user_errors
 
 
 def run(
@@ -23,7 +23,7 @@ def run(
 
     with user_errors():
         cfg = load_config(config)
-        run_pipeline(cfg, stages=stage or None, progress=progress, budget_usd=budget, log=console.print)
+        run_pipeline(cfg, stages=stage or None, progress=progress, budget_usd=budget, log=log_line)
     console.print(f"run directory: [bold]{cfg.run.dir}[/]")
 
 
@@ -71,7 +71,7 @@ def demo(out: Path = typer.Option(Path("demo-run"), help="Folder for the demo's 
     with user_errors():
         settings = DemoSettings(out=out, conversations=conversations, prefixes=prefixes,
                                 max_tokens=max_tokens, seed=seed)
-        result = run_demo(settings, progress=progress, log=console.print)
+        result = run_demo(settings, progress=progress, log=log_line)
     console.print(f"\n[bold green]demo finished[/] — open [bold]{result.report}[/] in a browser")
 
 

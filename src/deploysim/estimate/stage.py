@@ -80,9 +80,15 @@ class EstimateReport:
 
 
 def estimate_run(store: RunStore, cfg: EstimateConfig) -> EstimateReport:
-    """Estimate every (category, arm) in the store, compare the arms, persist and report."""
+    """Estimate every (category, arm) in the store, compare the arms, persist and report.
+
+    A category whose judgments carry several grader hashes (its grader was changed) is
+    estimated with the hash of the most recent grade stage run unless ``cfg.grader_hashes``
+    pins another; aggregates never mix hashes."""
     notes: list[str] = []
-    groups = select_groups(store.judgment_counts(), cfg.grader_hashes)
+    latest = {str(cat): str(rec["grader_hash"]) for cat, rec in store.stage_reports("grade").items()
+              if isinstance(rec, dict) and "grader_hash" in rec}
+    groups = select_groups(store.judgment_counts(), {**latest, **cfg.grader_hashes})
     generation_errors = {arm: store.count_completions(arm=arm, status="error")
                          for arm in {g.arm for g in groups}}
     validations: dict[tuple[str, str], GraderValidation | None] = {}

@@ -56,6 +56,17 @@ class ModelSpec(BaseModel):
     tpm: int | None = Field(default=None, gt=0)
     timeout_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
+    #: give up on one request (all attempts and waits) after this many seconds
+    deadline_s: float = Field(default=900.0, gt=0)
+    #: adaptive concurrency: start at ``initial_concurrency`` (default half of
+    #: ``concurrency``), grow while clean, halve on 429; false = always ``concurrency``
+    adaptive: bool = True
+    initial_concurrency: int | None = Field(default=None, ge=1)
+    #: send work through the provider's batch API (OpenAI Batch) instead of online calls
+    batch_api: bool = False
+    #: embedded server only: parallel decoding slots and context tokens per slot
+    slots: int = Field(default=4, ge=1)
+    context_per_slot: int = Field(default=4096, ge=256)
 
     def spec_hash(self) -> str:
         """Identity of what the model returns: excludes limits and prices, which change

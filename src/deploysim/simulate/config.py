@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class SimulateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    #: name of the ``[models.NAME]`` entry for candidate X (X->Y arm)
+    #: name of the ``[models.NAME]`` entry for candidate X (X->Y arm); when no such entry
+    #: exists the embedded offline model is used
     candidate: str = "candidate"
     #: name of the model for the Y->Y control arm (the incumbent); empty = no control arm
     control: str | None = None
@@ -20,3 +23,13 @@ class SimulateConfig(BaseModel):
     max_tool_steps: int = Field(default=8, ge=1)
     #: retry completions stored as ``error`` on resume
     retry_errors: bool = True
+    #: answer repeated requests from the response cache instead of calling the model again
+    cache: bool = True
+    #: a folder holding a response cache shared across runs (default: the run's own store)
+    cache_dir: Path | None = None
+    #: completions written per store transaction
+    write_batch: int = Field(default=256, ge=1)
+    #: Batch API mode: seconds between polls of a submitted batch
+    batch_poll_s: float = Field(default=30.0, gt=0)
+    #: Batch API mode: requests per submitted batch (the API allows at most 50,000)
+    batch_max_requests: int = Field(default=50_000, ge=1, le=50_000)

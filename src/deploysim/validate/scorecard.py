@@ -5,6 +5,10 @@ method (the simulation and the two baselines), with the definitions of DESIGN.md
 directional accuracy over categories that moved ≥ 1.5x, symmetric multiplicative error
 (median, max), binomial NLL (Beta-binomial predictive for Beta forecasts) and NLL regret,
 interval coverage, and the funnel band of errors that sampling noise alone would give.
+
+Where a rate from counts enters a ratio (symmetric error, point NLL), the continuity rule of
+:mod:`deploysim.forecast.scoring` applies to the forecast's counts as well as the realised
+ones; ``forecast_rate`` in the rows stays k/n.
 """
 
 from __future__ import annotations
@@ -92,7 +96,9 @@ def score_forecast(payload: ForecastPayload, forecast_hash: str, realised: Mappi
         else:
             move = 0
         for method, f in cat.methods.items():
-            err = symmetric_multiplicative_error(f.rate, got.k, got.n)
+            # the continuity rule applies to the forecast's own counts too (a 0/n forecast)
+            point = smoothed_rate(f.basis.k, f.basis.n) if f.basis.n else f.rate
+            err = symmetric_multiplicative_error(point, got.k, got.n)
             band = funnel_band(smoothed_rate(got.k, got.n), f.basis.n, got.n, level=funnel_level, seed=seed)
             nll_b = beta_binomial_nll(got.k, got.n, *f.beta)
             rows.append(ScoreRow(
@@ -100,7 +106,7 @@ def score_forecast(payload: ForecastPayload, forecast_hash: str, realised: Mappi
                 k_x=got.k, n_x=got.n, forecast_direction=f.direction, realised_move=move,
                 direction_correct=None if move == 0 else f.direction == move, sym_error=err,
                 funnel_upper=band.upper, outside_funnel=err > band.upper,
-                nll_point=binomial_nll(got.k, got.n, f.rate), nll_beta=nll_b,
+                nll_point=binomial_nll(got.k, got.n, point), nll_beta=nll_b,
                 nll_regret=nll_regret(got.k, got.n, nll_b), covered=covered(f.interval, got.k, got.n)))
     summary = {m: _summarise(m, [r for r in rows if r.method == m]) for m in METHODS
                if any(r.method == m for r in rows)}

@@ -117,8 +117,11 @@ def score_release(store: RunStore, run_config: RunConfig, forecast_path: Path, *
     """Grade the run's ``x_prod`` items with the frozen graders and score the forecast."""
     from deploysim.grade.stage import grade_run
 
+    from deploysim.estimate.stage import estimate_run
+
     payload, digest = verify(forecast_path)
     grade_run(store, run_config, progress=progress)
+    estimate_run(store, run_config.estimate)  # X production's rates join the run's estimates
     card = score_forecast(payload, digest, realised_counts(store, payload), seed=seed)
     path = store.run_dir / "scorecard.json"
     path.write_bytes(orjson.dumps(card.model_dump(mode="json"), option=orjson.OPT_INDENT_2))
