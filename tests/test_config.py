@@ -82,3 +82,30 @@ def test_spec_hash_ignores_limits_but_not_sampling() -> None:
 def test_content_hash_is_order_independent_for_keys() -> None:
     assert content_hash({"a": 1, "b": [1, 2]}) == content_hash({"b": [1, 2], "a": 1})
     assert content_hash({"a": 1}) != content_hash({"a": 2})
+
+
+def test_every_config_key_is_documented() -> None:
+    """docs/config.md names every key of every section model."""
+    from pydantic import BaseModel
+
+    from deploysim.config import RunConfig
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    missing = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            inner = [a for a in getattr(ann, "__args__", ())
+                     if isinstance(a, type) and issubclass(a, BaseModel)]
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                inner.append(ann)
+            if inner and prefix == "":
+                walk(inner[0], name)
+            elif f"`{name}`" not in doc and f".{name}`" not in doc:
+                missing.append(f"{prefix}.{name}" if prefix else name)
+
+    walk(RunConfig, "")
+    from deploysim.models.spec import ModelSpec
+    walk(ModelSpec, "models.NAME")
+    assert not missing, f"undocumented keys: {missing}"

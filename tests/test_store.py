@@ -166,3 +166,14 @@ def test_pools_keep_challenge_and_release_prefixes_out_of_the_simulation(store: 
     assert {p.id for p, _ in store.iter_pending_prefixes("challenge", "spec", 1)} == {"ch0", "ch1"}
     assert list(store.iter_pending_prefixes("x_prod", "spec", 1)) == []
     assert Prefix.make_id("c", 0, prod[0].messages, pool="challenge") != Prefix.make_id("c", 0, prod[0].messages)
+
+
+def test_quarantine_keeps_reason_but_not_raw_text(store: RunStore) -> None:
+    from deploysim.records import Quarantined
+
+    store.put_quarantined([Quarantined(source="a.jsonl", line=3, reason="bad JSON",
+                                       excerpt='{"email": "jane@example.com"')])
+    rows = list(store.iter_table_json("quarantine"))
+    assert store.quarantine_count() == 1
+    assert rows[0]["line"] == 3 and rows[0]["reason"] == "bad JSON"
+    assert "jane@example.com" not in str(rows)

@@ -105,6 +105,8 @@ def _resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
         src.path = fix(src.path) or src.path
     if cfg.grade is not None:
         cfg.grade.taxonomy = [fix(p) or p for p in cfg.grade.taxonomy]
+    if cfg.simulate is not None:
+        cfg.simulate.cache_dir = fix(cfg.simulate.cache_dir)
     cfg.forecast.path = fix(cfg.forecast.path)
     cfg.forecast.challenge_set = fix(cfg.forecast.challenge_set)
     cfg.deidentify.reidentification_file = fix(cfg.deidentify.reidentification_file)

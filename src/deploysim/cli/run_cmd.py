@@ -60,8 +60,8 @@ def export(run_target: Path = typer.Argument(..., metavar="RUN", help="Run direc
 
 def demo(out: Path = typer.Option(Path("demo-run"), help="Folder for the demo's logs, run and report."),
          conversations: int = typer.Option(3000, help="Conversations in the synthetic production log."),
-         prefixes: int = typer.Option(120, help="Prefixes to sample and simulate."),
-         max_tokens: int = typer.Option(96, help="Max tokens per embedded-model response."),
+         prefixes: int = typer.Option(80, help="Prefixes to sample and simulate."),
+         max_tokens: int = typer.Option(64, help="Max tokens per embedded-model response."),
          seed: int = typer.Option(7, help="Seed of the corpus and the sample."),
          progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
     """The whole pipeline offline on a synthetic log with the embedded model: sample, de-identify,

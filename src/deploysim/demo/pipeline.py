@@ -44,8 +44,8 @@ INCUMBENT_PROMPTS = {
 class DemoSettings:
     out: Path
     conversations: int = 3000
-    prefixes: int = 120
-    max_tokens: int = 96
+    prefixes: int = 80
+    max_tokens: int = 64
     seed: int = 7
 
 

@@ -213,9 +213,12 @@ class RunStore:
                 for r in self._query("SELECT record, id FROM sources ORDER BY created_at, id")]
 
     def put_quarantined(self, rows: Iterable[Quarantined]) -> int:
+        """Record unusable rows by source, line and reason. The row excerpt is raw log text that
+        was never de-identified, so it stays in the local quarantine file and is not stored here
+        (the database is what exports and reports are built from)."""
         return self._write("INSERT OR IGNORE INTO quarantine (source, line, reason, excerpt) "
-                           "VALUES (?, ?, ?, ?)",
-                           [(q.source, q.line, q.reason, q.excerpt) for q in rows])
+                           "VALUES (?, ?, ?, '')",
+                           [(q.source, q.line, q.reason) for q in rows])
 
     def quarantine_count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM quarantine")[0][0])
