@@ -178,3 +178,14 @@ def test_zero_count_forecast_uses_the_continuity_rule() -> None:
     assert row.forecast_rate == 0.0
     assert row.sym_error == pytest.approx(0.01 / (0.5 / 101))
     assert math.isfinite(row.nll_point) and row.nll_point < 10
+
+
+def test_direction_reference_can_be_forced() -> None:
+    ests = [est("hate", "x_on_y", 30, 1000), est("hate", "y_on_y", 40, 1000), est("hate", "y_prod", 10, 1000)]
+    auto = build_forecast(ests, run_id="r", created_at="t").category("hate").methods["simulation"]
+    prod = build_forecast(ests, run_id="r", created_at="t",
+                          direction_reference="y_prod").category("hate").methods["simulation"]
+    assert (auto.direction, auto.reference) == (-1, "y_on_y")
+    assert (prod.direction, prod.reference) == (1, "y_prod")
+    with pytest.raises(ValueError, match="no Y→Y"):
+        build_forecast(ests[:1] + ests[2:], run_id="r", created_at="t", direction_reference="y_on_y")

@@ -107,6 +107,9 @@ alpha = 0.1
 
 [forecast]
 interval = 0.9
+# The Y->Y arm here is SmolLM2 standing in for the incumbent, not the model that wrote the
+# log, so forecast directions are taken against Y's real production responses instead.
+direction_reference = "y_prod"
 
 [outputs]
 export = ["parquet", "jsonl"]

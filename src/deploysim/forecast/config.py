@@ -29,3 +29,7 @@ class ForecastConfig(BaseModel):
     #: categories the risk score looks at (default: every graded category)
     challenge_categories: list[str] | None = None
     interval: float = Field(default=0.9, gt=0, lt=1)
+    #: what the simulation's forecast direction is taken against: ``auto`` = the Y→Y control
+    #: arm when it exists, else Y production (DESIGN.md); or force ``y_on_y`` / ``y_prod``
+    #: (use ``y_prod`` when the control model is only a stand-in for the deployed one)
+    direction_reference: Literal["auto", "y_on_y", "y_prod"] = "auto"

@@ -98,9 +98,14 @@ def _rate_forecast(basis: Estimate, level: float, reference: Estimate | None, re
 
 
 def build_forecast(estimates: Iterable[Estimate], *, run_id: str, created_at: str, level: float = 0.9,
-                   candidate_model: str | None = None,
-                   candidate_spec_hash: str | None = None) -> ForecastPayload:
-    """One CategoryForecast per category that has an X→Y estimate with n > 0."""
+                   candidate_model: str | None = None, candidate_spec_hash: str | None = None,
+                   direction_reference: str = "auto") -> ForecastPayload:
+    """One CategoryForecast per category that has an X→Y estimate with n > 0.
+
+    ``direction_reference``: ``auto`` (Y→Y when present, else Y production), ``y_on_y`` or
+    ``y_prod``."""
+    if direction_reference not in ("auto", "y_on_y", "y_prod"):
+        raise ValueError(f"direction_reference must be auto, y_on_y or y_prod, not {direction_reference!r}")
     by_cat: dict[str, dict[str, Estimate]] = {}
     for e in estimates:
         arms = by_cat.setdefault(e.category, {})
@@ -119,7 +124,10 @@ def build_forecast(estimates: Iterable[Estimate], *, run_id: str, created_at: st
         if len(hashes) > 1:
             raise ValueError(f"category {cat!r}: arms graded by different grader hashes {sorted(hashes)}")
         y_prod, control = arms.get("y_prod"), arms.get("y_on_y")
-        ref, ref_name = (control, "y_on_y") if control is not None and control.n else (y_prod, "y_prod")
+        use_control = control is not None and control.n > 0 and direction_reference != "y_prod"
+        if direction_reference == "y_on_y" and not use_control:
+            raise ValueError(f"category {cat!r}: direction_reference = y_on_y but there is no Y→Y estimate")
+        ref, ref_name = (control, "y_on_y") if use_control else (y_prod, "y_prod")
         methods = {"simulation": _rate_forecast(sim, level, ref, ref_name, y_prod)}
         if y_prod is not None and y_prod.n:
             methods["previous_production"] = _rate_forecast(y_prod, level, None, "y_prod", y_prod,

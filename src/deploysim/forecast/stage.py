@@ -41,7 +41,8 @@ def forecast_run(store: RunStore, cfg: ForecastConfig, *, out: Path | None = Non
                          "and estimate stages first")
     run_id = str(store.get_meta("run_id") or store.run_dir.name)
     payload = build_forecast(estimates, run_id=run_id, created_at=utc_now(), level=cfg.interval,
-                             candidate_model=candidate_model, candidate_spec_hash=candidate_spec_hash)
+                             candidate_model=candidate_model, candidate_spec_hash=candidate_spec_hash,
+                             direction_reference=cfg.direction_reference)
     digest = write_locked(payload, path)
     store.put_stage_report("forecast", "locked", {
         "path": str(path), "content_hash": digest, "created_at": payload.created_at,
