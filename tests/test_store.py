@@ -159,13 +159,15 @@ def test_export_parquet_and_jsonl(store: RunStore, tmp_path: Path) -> None:
 
 def test_pools_keep_challenge_and_release_prefixes_out_of_the_simulation(store: RunStore) -> None:
     prod = [make_prefix(i) for i in range(3)]
-    challenge = [make_prefix(10 + i).model_copy(update={"pool": "challenge", "id": f"ch{i}"}) for i in range(2)]
+    challenge = [make_prefix(10 + i).model_copy(update={"pool": "challenge", "id": f"ch{i}"})
+                 for i in range(2)]
     store.put_prefixes(prod + challenge)
     assert store.count_prefixes(pool="production") == 3 and store.count_prefixes(pool="challenge") == 2
     assert {p.id for p, _ in store.iter_pending_prefixes("x_on_y", "spec", 1)} == {p.id for p in prod}
     assert {p.id for p, _ in store.iter_pending_prefixes("challenge", "spec", 1)} == {"ch0", "ch1"}
     assert list(store.iter_pending_prefixes("x_prod", "spec", 1)) == []
-    assert Prefix.make_id("c", 0, prod[0].messages, pool="challenge") != Prefix.make_id("c", 0, prod[0].messages)
+    msgs = prod[0].messages
+    assert Prefix.make_id("c", 0, msgs, pool="challenge") != Prefix.make_id("c", 0, msgs)
 
 
 def test_quarantine_keeps_reason_but_not_raw_text(store: RunStore) -> None:

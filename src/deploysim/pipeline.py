@@ -160,7 +160,7 @@ def _estimate(store: RunStore, cfg: RunConfig, **_: Any) -> StageResult:
         return StageResult("estimate", "skipped", "no judgments yet")
     report = estimate_run(store, cfg.estimate)
     return StageResult("estimate", "ran", f"{len(report.estimates)} estimates, {len(report.comparisons)} "
-                       f"comparisons → {report.json_path}")
+                       f"comparisons → {report.json_path}", {"report": report})
 
 
 def _forecast(store: RunStore, cfg: RunConfig, **_: Any) -> StageResult:

@@ -18,12 +18,16 @@ def run(
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Run every configured stage in order; re-running resumes a partial run without redoing work."""
+    from deploysim.cli.stats_cmd import print_estimates
     from deploysim.config import load_config
     from deploysim.pipeline import run_pipeline
 
     with user_errors():
         cfg = load_config(config)
-        run_pipeline(cfg, stages=stage or None, progress=progress, budget_usd=budget, log=log_line)
+        results = run_pipeline(cfg, stages=stage or None, progress=progress, budget_usd=budget, log=log_line)
+    for result in results:
+        if result.stage == "estimate" and "report" in result.data:
+            print_estimates(result.data["report"], cfg.estimate, f"Estimates — {cfg.run.dir}")
     console.print(f"run directory: [bold]{cfg.run.dir}[/]")
 
 
@@ -72,6 +76,14 @@ def demo(out: Path = typer.Option(Path("demo-run"), help="Folder for the demo's 
         settings = DemoSettings(out=out, conversations=conversations, prefixes=prefixes,
                                 max_tokens=max_tokens, seed=seed)
         result = run_demo(settings, progress=progress, log=log_line)
+    from deploysim.cli.stats_cmd import print_estimates
+    from deploysim.cli.validate_cmd import scorecard_tables
+    from deploysim.estimate.config import EstimateConfig
+
+    if result.estimates is not None:
+        print_estimates(result.estimates, EstimateConfig(), "Simulated deployment: per-category estimates")
+    for table in scorecard_tables(result.scorecard):
+        console.print(table)
     console.print(f"\n[bold green]demo finished[/] — open [bold]{result.report}[/] in a browser")
 
 

@@ -9,6 +9,8 @@ import typer
 from rich.table import Table
 
 from deploysim.cli.common import console, user_errors
+from deploysim.estimate.config import EstimateConfig
+from deploysim.estimate.stage import EstimateReport
 from deploysim.records import ARM_LABELS, Estimate
 
 
@@ -33,7 +35,6 @@ def estimate_command(
     Y→Y (paired McNemar). Writes the records to the run store and RUN_DIR/estimates.json.
     """
     from deploysim.config import load_config
-    from deploysim.estimate.config import EstimateConfig
     from deploysim.estimate.stage import estimate_run
     from deploysim.store import RunStore
 
@@ -49,7 +50,12 @@ def estimate_command(
             cfg.model_dump() | {k: v for k, v in overrides.items() if v is not None})
         with RunStore.open(run_dir, create=False) as store:
             report = estimate_run(store, cfg)
-    table = Table(title=f"Estimates — {run_dir}", show_lines=False)
+    print_estimates(report, cfg, f"Estimates — {run_dir}")
+
+
+def print_estimates(report: EstimateReport, cfg: EstimateConfig, title: str) -> None:
+    """The per-category table of an estimate run, its significance legend and notes."""
+    table = Table(title=title, show_lines=False)
     for name in ("category", "arm", "n", "k", "errors", "rate", f"{cfg.confidence:.0%} CI", "floor",
                  "corrected (CI)", "X→Y / Y prod (CI)", "p Fisher", "p McNemar", "sig"):
         table.add_column(name, justify="left" if name in ("category", "arm") else "right",

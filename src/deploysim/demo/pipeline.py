@@ -22,11 +22,13 @@ from pathlib import Path
 
 from deploysim.config import RunConfig, load_config
 from deploysim.demo.corpus import generate_corpus
+from deploysim.estimate.stage import EstimateReport
 from deploysim.pipeline import prefix_transform, privacy_guard, run_pipeline
 from deploysim.report.html import write_report
 from deploysim.simulate.stage import simulate_arm
 from deploysim.sources.config import SourceConfig
 from deploysim.store import RunStore
+from deploysim.validate.scorecard import Scorecard
 from deploysim.validate.stage import ingest_release, score_release
 
 CANDIDATE_PROMPTS = {
@@ -54,7 +56,9 @@ class DemoResult:
     run_dir: Path
     report: Path
     forecast: Path
-    scorecard: Path
+    scorecard_path: Path
+    scorecard: Scorecard
+    estimates: EstimateReport | None
 
 
 def _toml_table(prompts: dict[str, str]) -> str:
@@ -134,7 +138,9 @@ def run_demo(s: DemoSettings, *, progress: bool = True,
         log(f"[demo] wrote {release} ({stats.summary()['conversations']} conversations of model X, "
             "after release)")
     cfg: RunConfig = load_config(write_run_file(s, baseline))
-    run_pipeline(cfg, progress=progress, log=log)
+    results = run_pipeline(cfg, progress=progress, log=log)
+    estimates = next((r.data["report"] for r in results if r.stage == "estimate" and "report" in r.data),
+                     None)
     forecast = cfg.forecast.path or (cfg.run.dir / "forecast.json")
     with RunStore.open(cfg.run.dir) as store:
         release_sample = cfg.sample.model_copy(update={"n": s.prefixes, "seed": s.seed + 1000})
@@ -152,4 +158,5 @@ def run_demo(s: DemoSettings, *, progress: bool = True,
             log(f"[validate] {method}: directional accuracy {acc} over {m.moved} moved categories, "
                 f"median symmetric error {m.median_sym_error:.2f}x, NLL regret {m.total_nll_regret:.1f}")
         files = write_report(store)
-    return DemoResult(run_dir=cfg.run.dir, report=files.html, forecast=forecast, scorecard=outcome.path)
+    return DemoResult(run_dir=cfg.run.dir, report=files.html, forecast=forecast, scorecard_path=outcome.path,
+                      scorecard=outcome.scorecard, estimates=estimates)

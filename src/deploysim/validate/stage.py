@@ -115,9 +115,8 @@ def validate_run(store: RunStore, run_config: RunConfig, forecast_path: Path,
 def score_release(store: RunStore, run_config: RunConfig, forecast_path: Path, *, progress: bool = True,
                   seed: int = 0) -> ValidationOutcome:
     """Grade the run's ``x_prod`` items with the frozen graders and score the forecast."""
-    from deploysim.grade.stage import grade_run
-
     from deploysim.estimate.stage import estimate_run
+    from deploysim.grade.stage import grade_run
 
     payload, digest = verify(forecast_path)
     grade_run(store, run_config, progress=progress)
