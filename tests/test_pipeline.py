@@ -136,8 +136,8 @@ def test_offline_demo_end_to_end(tmp_path: Path) -> None:
     """What `make demo` runs, at a tiny size: embedded model for X→Y, Y→Y and the release."""
     from deploysim.demo.pipeline import DemoSettings, run_demo
 
-    result = run_demo(DemoSettings(out=tmp_path / "demo", conversations=200, prefixes=4, max_tokens=8, seed=1),
-                      progress=False, log=lambda _: None)
+    settings = DemoSettings(out=tmp_path / "demo", conversations=200, prefixes=4, max_tokens=8, seed=1)
+    result = run_demo(settings, progress=False, log=lambda _: None)
     assert result.report.exists() and result.scorecard_path.exists()
     verify(result.forecast)
     assert "simulation" in result.scorecard.summary
