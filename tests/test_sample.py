@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from itertools import combinations
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from scipy.stats import chisquare
 
 from deploysim.hashing import content_hash
 from deploysim.records import Conversation, Prefix
+from deploysim.sample import reservoir
 from deploysim.sample.allocation import proportional_allocation
 from deploysim.sample.config import SampleConfig
 from deploysim.sample.eligibility import MISSING_STRATUM, make_turn_filter, stratum_of
@@ -42,6 +44,17 @@ def test_uniform_over_all_eligible_turns_chi_square() -> None:
     # per-conversation totals are proportional to the number of eligible turns, not uniform
     per_conv = Counter(j for j, _ in counts.elements())
     assert per_conv[9] > 4 * per_conv[0]
+
+
+def test_uniform_when_selections_are_computed_in_tiny_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the reservoir evaluates Algorithm L's recurrences BATCH selections ahead; the hand-over
+    # from one batch to the next must not bias anything
+    monkeypatch.setattr(reservoir, "BATCH", 2)
+    k, runs = 4, 3000
+    counts = Counter(item for seed in range(runs) for item in draw(seed, k))
+    assert chisquare([counts[t] for t in ALL_TURNS]).pvalue > P_FLOOR
+    pairs = Counter(pair for seed in range(runs) for pair in combinations(sorted(draw(seed, 2)), 2))
+    assert chisquare([pairs[p] for p in combinations(ALL_TURNS, 2)]).pvalue > P_FLOOR
 
 
 def test_cap_scheme_inclusion_probabilities_chi_square() -> None:

@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from deploysim.records import Conversation
@@ -77,8 +77,14 @@ def slow_turns(row: dict[str, Any]) -> list[list[int]] | None:
         return None
 
 
+#: an unhashable ``deidentified`` once raised TypeError instead of being rejected with a reason
+UNHASHABLE_DEID = {"messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}],
+                   "metadata": {"product_context": "en", "deidentified": ["x"]}}
+
+
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ROW)
+@example(UNHASHABLE_DEID)
 def test_scan_agrees_with_convert_and_check(row: dict[str, Any]) -> None:
     fast = openai.scan(row)
     if fast is not None:
@@ -103,6 +109,7 @@ def test_scan_vouches_for_realistic_rows() -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(ROW)
+@example(UNHASHABLE_DEID)
 def test_accepted_dicts_are_valid_records(row: dict[str, Any]) -> None:
     try:
         convs = openai.convert(row, source="s", index=1)

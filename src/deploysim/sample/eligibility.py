@@ -6,13 +6,16 @@ eligible turns), because it runs on every conversation of the corpus.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from deploysim.sample.config import SampleConfig
 from deploysim.sources.formats.base import NON_TEXT_KEY
+from deploysim.sources.reader import ScannedRow
 
 TurnFilter = Callable[[dict[str, Any], list[int]], list[int]]
+#: a conversation offered for sampling: (line, position in its row, row payload, usable turns, stratum)
+Candidate = tuple[int, int, bytes, list[int], "str | None"]
 #: stratum of a conversation whose stratification field is missing
 MISSING_STRATUM = "(missing)"
 _META_FIELDS = frozenset(("source", "deployed_model", "product_context", "timestamp", "language",
@@ -54,3 +57,26 @@ def stratum_of(conv: dict[str, Any], field: str) -> str:
     meta = conv.get("meta") or {}
     value = meta.get(field) if field in _META_FIELDS else (meta.get("extra") or {}).get(field)
     return MISSING_STRATUM if value is None or value == "" else str(value)
+
+
+def candidates(rows: Iterable[ScannedRow], turn_filter: TurnFilter | None,
+               stratify_by: str | None) -> Iterator[Candidate]:
+    """Every conversation of a reader's scanned rows that has usable turns. The hot loop of
+    sampling: rows that a format's ``scan`` vouched for (``convs`` None) hold plain text only
+    and skip the filters (filters and strata that need metadata make the reader convert)."""
+    for line, payload, convs, turns in rows:
+        ordinal = -1
+        for usable in turns:
+            ordinal += 1
+            if not usable:
+                continue
+            if convs is None:
+                yield line, ordinal, payload, usable, None
+                continue
+            conv = convs[ordinal]
+            if turn_filter is not None:
+                usable = turn_filter(conv, usable)
+                if not usable:
+                    continue
+            stratum = stratum_of(conv, stratify_by) if stratify_by is not None else None
+            yield line, ordinal, payload, usable, stratum

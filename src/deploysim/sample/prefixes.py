@@ -26,6 +26,12 @@ def make_prefix(conv: Conversation, turn: int, stratum: str | None = None) -> Pr
 def prefix_from_dict(conv: dict[str, Any], turn: int, stratum: str | None = None) -> Prefix:
     """:func:`make_prefix` on a validated normalized conversation dict (the sampler's path:
     one pydantic validation of the prefix instead of building the whole conversation)."""
+    return Prefix.model_validate(prefix_dict(conv, turn, stratum))
+
+
+def prefix_dict(conv: dict[str, Any], turn: int, stratum: str | None = None) -> dict[str, Any]:
+    """The :class:`Prefix` of user message ``turn`` as the plain dict that validates into it
+    (JSON values only, so worker processes can build it and send it as JSON)."""
     msgs = conv["messages"]
     if not (0 <= turn < len(msgs) - 1 and msgs[turn]["role"] == "user"
             and msgs[turn + 1]["role"] == "assistant"):
@@ -40,7 +46,7 @@ def prefix_from_dict(conv: dict[str, Any], turn: int, stratum: str | None = None
     tools = conv.get("tools") or []
     meta = conv.get("meta") or {}
     first = msgs[0]
-    return Prefix.model_validate({
+    return {
         "id": prefix_id(conv["id"], turn, prompt, tools),
         "conversation_id": conv["id"],
         "turn_index": turn,
@@ -56,7 +62,7 @@ def prefix_from_dict(conv: dict[str, Any], turn: int, stratum: str | None = None
         },
         "continuation": {"response": msgs[turn + 1], "steps": steps},
         "stratum": stratum,
-    })
+    }
 
 
 def prefix_id(conversation_id: str, turn: int, prompt: list[dict[str, Any]],
@@ -67,15 +73,21 @@ def prefix_id(conversation_id: str, turn: int, prompt: list[dict[str, Any]],
     return content_hash({
         "conversation_id": conversation_id,
         "turn_index": turn,
-        "messages": [{
-            "role": m["role"], "content": m.get("content", ""),
-            "tool_calls": [{"id": c["id"], "name": c["name"], "arguments": c.get("arguments", "{}")}
-                           for c in m.get("tool_calls") or ()],
-            "tool_call_id": m.get("tool_call_id"), "name": m.get("name"), "provenance": m.get("provenance"),
-        } for m in prompt],
-        "tools": [{"name": t["name"], "description": t.get("description", ""),
-                   "parameters": t.get("parameters", {})} for t in tools],
+        # checked dicts carry no other keys than the fields, so merging in the defaults is the dump
+        "messages": [{**_MESSAGE_DEFAULTS, **m} if not m.get("tool_calls") else _with_calls_dumped(m)
+                     for m in prompt],
+        "tools": [{**_TOOL_DEFAULTS, **t} for t in tools],
     })
+
+
+#: field defaults of Message and ToolSpec, as dumped
+_MESSAGE_DEFAULTS: dict[str, Any] = {"content": "", "tool_calls": (), "tool_call_id": None, "name": None,
+                                     "provenance": None}
+_TOOL_DEFAULTS: dict[str, Any] = {"description": "", "parameters": {}}
+
+
+def _with_calls_dumped(m: dict[str, Any]) -> dict[str, Any]:
+    return {**_MESSAGE_DEFAULTS, **m, "tool_calls": [{"arguments": "{}", **c} for c in m["tool_calls"]]}
 
 
 def production_spec_hash(deployed_model: str | None) -> str:

@@ -2,18 +2,26 @@
 
 One streaming pass reads every source (:class:`SourceReader`), narrows each conversation's
 eligible turns with the filters, and offers them to the reservoirs; the reservoirs keep only
-references (the row's raw bytes, its line, the conversation's position in the row, the turn
-index). Full records are built only for the chosen turns, lazily, when the result is
-iterated. Proportional stratification needs the strata sizes first, so it reads the sources
-twice (a counting pass, then the sampling pass); explicit quotas and the plain uniform
-sample need one pass.
+references (the row's raw bytes, or its byte offset and length, its line, the conversation's
+position in the row, the turn index). Full records are built only for the chosen turns,
+lazily, when the result is iterated. Proportional stratification needs the strata sizes
+first, so it reads the sources twice (a counting pass, then the sampling pass); explicit
+quotas and the plain uniform sample need one pass.
+
+Large plain JSONL sources are read in spans by worker processes, each span being one more
+independent part of the stream, and the parts are merged exactly (:mod:`.parallel`); the
+same workers then build the records' contents, which this process only validates.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import weakref
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future
+from contextlib import nullcontext
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -21,13 +29,32 @@ from pydantic import BaseModel, Field
 from deploysim.records import Prefix, Quarantined
 from deploysim.sample.allocation import proportional_allocation
 from deploysim.sample.config import SampleConfig
-from deploysim.sample.eligibility import TurnFilter, make_turn_filter, stratum_of
-from deploysim.sample.prefixes import prefix_from_dict
-from deploysim.sample.selection import Pick, TurnSelector
+from deploysim.sample.eligibility import candidates, make_turn_filter
+from deploysim.sample.parallel import (
+    SPAN_BYTES,
+    SpanPlan,
+    available_cpus,
+    importable_name,
+    merge_samples,
+    new_pool,
+    plan_source,
+    run_spans,
+    span_stats,
+    span_tasks,
+)
+from deploysim.sample.selection import TurnSelector
+from deploysim.sample.spans import BuildItem, BuildSource, BuildTask, PrefixBuilder, SpanResult, build_chunk
 from deploysim.sources.config import SourceConfig
 from deploysim.sources.formats import FORMATS
 from deploysim.sources.formats.base import FormatModule
 from deploysim.sources.reader import SourceReader, SourceStats
+
+#: picks per build task sent to a worker, and tasks kept in flight
+BUILD_CHUNK = 2000
+BUILDS_IN_FLIGHT = 4
+
+QuarantineSink = Callable[[list[Quarantined]], Any]
+SpanResults = dict[int, list[SpanResult]]  # per source index, in span order
 
 
 class StratumReport(BaseModel):
@@ -59,23 +86,98 @@ class SampleReport(BaseModel):
 
 class SampledPrefixes:
     """The sample: iterate for :class:`Prefix` records (built on demand, in sampling order);
-    ``report`` describes the draw. Holds k references, never the built records."""
+    ``report`` describes the draw. Holds k references (:data:`BuildItem`), never the records.
 
-    def __init__(self, picks: list[Pick], readers: list[SourceReader], report: SampleReport,
-                 stats: list[SourceStats]) -> None:
-        self.picks = picks
-        self.readers = readers
+    With a worker pool (a source was read in spans) the workers build the records' contents
+    in chunks and this process validates them; the pool is shut down when an iteration
+    ends, by :meth:`close`, or when the sample is garbage-collected (a later iteration
+    builds everything in this process).
+    """
+
+    def __init__(self, items: list[BuildItem], sources: list[BuildSource], modules: list[FormatModule | None],
+                 report: SampleReport, stats: list[SourceStats], pool: Executor | None = None) -> None:
+        self.items = items
+        self.sources = sources
+        self.modules = modules
         self.report = report
         self.stats = stats
+        self._pool = pool
+        self._stop_pool = weakref.finalize(self, pool.shutdown, cancel_futures=True) if pool else None
 
     def __len__(self) -> int:
-        return len(self.picks)
+        return len(self.items)
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if self._stop_pool is not None:
+            self._stop_pool()
+        self._pool = self._stop_pool = None
 
     def __iter__(self) -> Iterator[Prefix]:
-        for pick in self.picks:
-            source_index, line, ordinal, payload = pick.ref
-            conv = self.readers[source_index].convert_payload(payload, line)[ordinal]
-            yield prefix_from_dict(conv, pick.turn, pick.stratum)
+        if self._pool is not None:
+            try:
+                yield from self._built_by_workers(self._pool)
+            finally:
+                self.close()
+            return
+        builder = PrefixBuilder(self.sources, self.modules)
+        try:
+            for item in self.items:
+                yield Prefix.model_validate(builder.build(item))
+        finally:
+            builder.close()
+
+    def _built_by_workers(self, pool: Executor) -> Iterator[Prefix]:
+        sources = tuple(self.sources)
+        starts = iter(range(0, len(self.items), BUILD_CHUNK))
+        pending: deque[Future[list[bytes]]] = deque()
+
+        def submit() -> None:
+            for start in starts:
+                task = BuildTask(sources, self.items[start:start + BUILD_CHUNK])
+                pending.append(pool.submit(build_chunk, task))
+                return
+
+        for _ in range(BUILDS_IN_FLIGHT):
+            submit()
+        validate = Prefix.model_validate_json
+        while pending:
+            documents = pending.popleft().result()
+            submit()
+            for document in documents:
+                yield validate(document)
+
+
+def sample_prefixes(sources: Sequence[SourceConfig], cfg: SampleConfig, *,
+                    quarantine_dir: Path | None = None, formats: Sequence[FormatModule] = FORMATS,
+                    quarantine_sink: QuarantineSink | None = None,
+                    workers: int | None = None, span_bytes: int = SPAN_BYTES) -> SampledPrefixes:
+    """Read ``sources`` and draw ``cfg.total`` eligible turns (see :mod:`.selection` for the
+    exact scheme). Quarantined rows go to ``quarantine_dir`` (and ``quarantine_sink``).
+
+    Plain JSONL sources of at least ``span_bytes / 4`` are read in spans (:mod:`.parallel`)
+    by up to ``workers`` processes (default: the CPUs available; 1 reads the spans here, one
+    after the other). The sample depends on the seed, the input, the settings and
+    ``span_bytes``, not on ``workers``.
+    """
+    if not sources:
+        raise ValueError("no sources to sample from")
+    _check_labels(sources)
+    plans = {i: plan for i, src in enumerate(sources) if (plan := plan_source(src, formats, span_bytes))}
+    n_spans = sum(len(p.spans) for p in plans.values())
+    n_workers = min(available_cpus() if workers is None else workers, n_spans)
+    pool = new_pool(n_workers) if n_workers > 1 else None
+    try:
+        with TemporaryDirectory(prefix="deploysim-sample-") if plans else nullcontext() as tmp:
+            draw = _Draw(sources, cfg, formats, plans, pool, Path(tmp) if tmp else None)
+            sample = draw.run(quarantine_dir, quarantine_sink)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        raise
+    if pool is not None and sample._pool is None:
+        pool.shutdown()
+    return sample
 
 
 def _check_labels(sources: Sequence[SourceConfig]) -> None:
@@ -87,86 +189,110 @@ def _check_labels(sources: Sequence[SourceConfig]) -> None:
         seen[src.label] = src.path
 
 
-#: reference to a conversation kept by the reservoirs: (source index, line, position in row, payload)
-Ref = tuple[int, int, int, bytes]
+class _Draw:
+    """One draw: the sources read in this process form one part of the stream, each span of
+    a planned source another; ``tmp`` holds the spans' quarantine files."""
 
+    def __init__(self, sources: Sequence[SourceConfig], cfg: SampleConfig, formats: Sequence[FormatModule],
+                 plans: dict[int, SpanPlan], pool: Executor | None, tmp: Path | None) -> None:
+        self.sources, self.cfg, self.formats = sources, cfg, formats
+        self.plans, self.pool, self.tmp = plans, pool, tmp
+        self.local = [i for i in range(len(sources)) if i not in plans]
+        # metadata is only needed to filter or stratify (scan-vouched rows hold only text)
+        self.need_conversations = bool(cfg.stratify_by or cfg.languages or cfg.contexts or cfg.min_turns
+                                       or cfg.max_turns)
+        self.turn_filter = make_turn_filter(cfg)
 
-def _candidates(readers: Sequence[SourceReader], turn_filter: TurnFilter | None,
-                stratify_by: str | None) -> Iterator[tuple[Ref, list[int], str | None]]:
-    """((source index, line, position in row, payload), usable turns, stratum) for every
-    conversation with usable turns. The hot loop of sampling: rows that a format's ``scan``
-    vouched for (``convs`` None) hold plain text only and skip filters."""
-    for source_index, reader in enumerate(readers):
-        for line, payload, convs, turns in reader:
-            ordinal = -1
-            for usable in turns:
-                ordinal += 1
-                if not usable:
-                    continue
-                if convs is None:
-                    yield (source_index, line, ordinal, payload), usable, None
-                    continue
-                conv = convs[ordinal]
-                if turn_filter is not None:
-                    usable = turn_filter(conv, usable)
-                    if not usable:
-                        continue
-                stratum = stratum_of(conv, stratify_by) if stratify_by is not None else None
-                yield (source_index, line, ordinal, payload), usable, stratum
+    def run(self, quarantine_dir: Path | None, sink: QuarantineSink | None) -> SampledPrefixes:
+        cfg = self.cfg
+        first = self.readers(quarantine_dir, sink)
+        quotas: dict[str, int] | None
+        if cfg.stratify_by is not None and cfg.quotas is None:  # proportional: count the strata first
+            counting = run_spans(self.pool, "count", self.tasks(None, with_quarantine=True))
+            sizes = self.strata_sizes(first)  # while the workers count the spans
+            first_spans = counting()
+            for results in first_spans.values():
+                for r in results:
+                    sizes.update(r.sizes)
+            quotas = proportional_allocation(cfg.n, sizes)
+            scan, passes = self.readers(None, None), 2
+            selecting = run_spans(self.pool, "select", self.tasks(quotas, with_quarantine=False))
+        else:
+            quotas, scan, passes = cfg.quotas, first, 1
+            selecting = run_spans(self.pool, "select", self.tasks(quotas, with_quarantine=True))
+        selector = TurnSelector(n=cfg.n, seed=cfg.seed, cap=cfg.cap_per_conversation, quotas=quotas)
+        add, turn_filter = selector.add, self.turn_filter
+        for i, reader in scan.items():
+            for line, ordinal, payload, usable, stratum in candidates(reader, turn_filter, cfg.stratify_by):
+                add((i, line, ordinal, payload), usable, stratum)
+        spans = selecting()
+        if passes == 2:
+            _same_input(self.sources, _counts(first, first_spans), _counts(scan, spans))
+        else:
+            first_spans = spans
+        stats = [span_stats(self.sources[i], self.plans[i], first_spans[i], quarantine_dir, sink)
+                 if i in self.plans else first[i].stats for i in range(len(self.sources))]
+        items = merge_samples(selector, spans, quotas, cfg.n, cfg.seed) if self.plans else \
+            [(*pick.ref, pick.turn, pick.stratum) for pick in selector.picks()]
+        report = self.report(items, stats, selector, spans, quotas, passes)
+        modules = [self.plans[i].module if i in self.plans else scan[i].module
+                   for i in range(len(self.sources))]
+        names = [importable_name(m) if m is not None else "" for m in modules]
+        build_sources = [BuildSource(src, name or "", self.plans[i].fingerprint if i in self.plans else None)
+                         for i, (src, name) in enumerate(zip(self.sources, names, strict=True))]
+        # workers build the records when they can import every format module and it is worth it
+        pool = self.pool if None not in names and len(items) > BUILD_CHUNK else None
+        return SampledPrefixes(items, build_sources, modules, report, stats, pool)
 
+    def readers(self, quarantine_dir: Path | None, sink: QuarantineSink | None) -> dict[int, SourceReader]:
+        return {i: SourceReader(self.sources[i], formats=self.formats, quarantine_dir=quarantine_dir,
+                                quarantine_sink=sink, need_conversations=self.need_conversations)
+                for i in self.local}
 
-def sample_prefixes(sources: Sequence[SourceConfig], cfg: SampleConfig, *,
-                    quarantine_dir: Path | None = None, formats: Sequence[FormatModule] = FORMATS,
-                    quarantine_sink: Callable[[list[Quarantined]], Any] | None = None) -> SampledPrefixes:
-    """Read ``sources`` and draw ``cfg.total`` eligible turns (see :mod:`.selection` for the
-    exact scheme). Quarantined rows go to ``quarantine_dir`` (and ``quarantine_sink``)."""
-    if not sources:
-        raise ValueError("no sources to sample from")
-    _check_labels(sources)
+    def tasks(self, quotas: dict[str, int] | None, *, with_quarantine: bool) -> Any:
+        return span_tasks(self.sources, self.plans, sample=self.cfg, quotas=quotas,
+                          need_conversations=self.need_conversations,
+                          quarantine_root=self.tmp if with_quarantine else None)
 
-    # metadata is only needed to filter or stratify (scan-vouched rows hold only text)
-    need_conversations = bool(cfg.stratify_by or cfg.languages or cfg.contexts or cfg.min_turns
-                              or cfg.max_turns)
-
-    def readers(with_quarantine: bool) -> list[SourceReader]:
-        return [SourceReader(s, formats=formats, quarantine_dir=quarantine_dir if with_quarantine else None,
-                             quarantine_sink=quarantine_sink if with_quarantine else None,
-                             need_conversations=need_conversations) for s in sources]
-
-    turn_filter = make_turn_filter(cfg)
-    cap = cfg.cap_per_conversation
-    quotas = cfg.quotas
-    first = readers(True)
-    scan, passes = first, 1
-    if cfg.stratify_by is not None and quotas is None:
+    def strata_sizes(self, readers: dict[int, SourceReader]) -> Counter[str]:
+        """Candidate turns per stratum in ``readers`` (after filters and cap)."""
+        cap = self.cfg.cap_per_conversation
         sizes: Counter[str] = Counter()
-        for _, usable, stratum in _candidates(first, turn_filter, cfg.stratify_by):
-            sizes[stratum or ""] += len(usable) if cap is None else min(len(usable), cap)
-        quotas = proportional_allocation(cfg.n, sizes)
-        scan, passes = readers(False), 2
+        for reader in readers.values():
+            for _, _, _, usable, stratum in candidates(reader, self.turn_filter, self.cfg.stratify_by):
+                sizes[stratum or ""] += len(usable) if cap is None else min(len(usable), cap)
+        return sizes
 
-    selector = TurnSelector(n=cfg.n, seed=cfg.seed, cap=cap, quotas=quotas)
-    add = selector.add
-    for ref, usable, stratum in _candidates(scan, turn_filter, cfg.stratify_by):
-        add(ref, usable, stratum)
-    if passes == 2:
-        _same_input(first, scan)
-    picks = selector.picks()
-    stats = [r.stats for r in first]
-    report = SampleReport(
-        seed=cfg.seed, requested=cfg.total, sampled=len(picks),
-        eligible_turns=sum(s.eligible_turns for s in stats),
-        population=selector.population, outside_quotas=selector.outside, passes=passes,
-        stratify_by=cfg.stratify_by, sources=[s.as_record() for s in stats])
-    if quotas is not None:
-        got = selector.sampled_per_stratum()
-        report.strata = {h: StratumReport(population=selector.stratum_population.get(h, 0), quota=q,
-                                          sampled=got.get(h, 0)) for h, q in sorted(quotas.items())}
-    return SampledPrefixes(picks, scan, report, stats)
+    def report(self, items: list[BuildItem], stats: list[SourceStats], selector: TurnSelector,
+               spans: SpanResults, quotas: dict[str, int] | None, passes: int) -> SampleReport:
+        span_results = [r for results in spans.values() for r in results]
+        strata_population = Counter(selector.stratum_population)
+        for r in span_results:
+            strata_population.update({h: size for h, (size, _) in r.samples.items() if h is not None})
+        report = SampleReport(
+            seed=self.cfg.seed, requested=self.cfg.total, sampled=len(items),
+            eligible_turns=sum(s.eligible_turns for s in stats),
+            population=selector.population + sum(n for r in span_results for n, _ in r.samples.values()),
+            outside_quotas=selector.outside + sum(r.outside for r in span_results), passes=passes,
+            stratify_by=self.cfg.stratify_by, sources=[s.as_record() for s in stats])
+        if quotas is not None:
+            got = Counter(item[-1] for item in items)
+            report.strata = {h: StratumReport(population=strata_population.get(h, 0), quota=q,
+                                              sampled=got.get(h, 0)) for h, q in sorted(quotas.items())}
+        return report
 
 
-def _same_input(first: Sequence[SourceReader], second: Sequence[SourceReader]) -> None:
-    for a, b in zip(first, second, strict=True):
-        if (a.stats.read, a.stats.accepted) != (b.stats.read, b.stats.accepted):
-            raise ValueError(f"{a.cfg.path} changed while it was being sampled "
-                             f"({a.stats.read} rows on the first read, {b.stats.read} on the second)")
+def _counts(readers: dict[int, SourceReader], spans: SpanResults) -> dict[int, tuple[int, int]]:
+    """(read, accepted) per source."""
+    counts = {i: (r.stats.read, r.stats.accepted) for i, r in readers.items()}
+    for i, results in spans.items():
+        counts[i] = (sum(r.read for r in results), sum(r.accepted for r in results))
+    return counts
+
+
+def _same_input(sources: Sequence[SourceConfig], first: dict[int, tuple[int, int]],
+                second: dict[int, tuple[int, int]]) -> None:
+    for i, counts in first.items():
+        if counts != second[i]:
+            raise ValueError(f"{sources[i].path} changed while it was being sampled "
+                             f"({counts[0]} rows on the first read, {second[i][0]} on the second)")

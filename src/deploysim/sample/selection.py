@@ -10,6 +10,14 @@ Scheme (documented for users in docs/sources-and-sampling.md):
 * **Uniform.** One reservoir of k over all candidate turns of the corpus in stream order.
 * **Stratified.** One reservoir per stratum of size n_h (explicit quotas, or proportional
   allocation computed from counted strata sizes); within a stratum the draw is uniform.
+* **Parts.** A stream read in several independent parts (spans of a large file read by
+  worker processes) gives each part its own selector, hence a uniform sample of
+  min(k, N_i) of its N_i candidates. :func:`merge_parts` combines them exactly: the numbers
+  taken from each part follow the multivariate hypergeometric distribution (the split of a
+  uniform k-subset of all N = Σ N_i candidates), :func:`hypergeometric_split`, and each part
+  gives a uniform subset of its sample of that size. The union is then a uniform k-subset
+  of the whole stream. A conversation lies in one part, so the cap is applied exactly;
+  strata are merged one by one with their quotas.
 * **Order.** The selected turns are shuffled with their own seeded generator, so any leading
   part of the output is itself a uniform sample (useful when a run is stopped early).
 
@@ -20,9 +28,13 @@ the same seed and the same input give the same prefixes in the same order.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
+
+import numpy as np
 
 from deploysim.sample.reservoir import Reservoir
 
@@ -44,15 +56,16 @@ class TurnSelector:
 
     ``quotas`` None means one uniform reservoir of ``n``; otherwise one reservoir per stratum
     of its quota, and turns of strata without a quota are counted in :attr:`outside` only.
+    ``part`` names the part of the stream this selector sees (its random streams are its own).
     """
 
     def __init__(self, *, n: int, seed: int, cap: int | None = None,
-                 quotas: Mapping[str, int] | None = None) -> None:
+                 quotas: Mapping[str, int] | None = None, part: str = "") -> None:
         self.seed = seed
         self.cap = cap
-        self._cap_rng = seeded_rng(seed, "cap")
-        self._single = Reservoir(n, seeded_rng(seed, "reservoir")) if quotas is None else None
-        self._strata = {h: Reservoir(q, seeded_rng(seed, f"stratum/{h}"))
+        self._cap_rng = seeded_rng(seed, f"{part}cap")
+        self._single = Reservoir(n, seeded_rng(seed, f"{part}reservoir")) if quotas is None else None
+        self._strata = {h: Reservoir(q, seeded_rng(seed, f"{part}stratum/{h}"))
                         for h, q in (quotas or {}).items()}
         self.population = 0  # candidate turns after the cap (N′), inside quotas
         self.stratum_population: dict[str, int] = {}
@@ -90,3 +103,50 @@ class TurnSelector:
 
     def sampled_per_stratum(self) -> dict[str, int]:
         return {h: len(r.sample()) for h, r in sorted(self._strata.items())}
+
+    def samples(self) -> dict[str | None, tuple[int, list[tuple[Any, int]]]]:
+        """Per stratum (None when not stratified): its candidate count and its reservoir's
+        ``(ref, turn)`` items, in slot order (the input of :func:`merge_parts`)."""
+        if self._single is not None:
+            return {None: (self.population, self._single.sample())}
+        return {h: (self.stratum_population.get(h, 0), r.sample()) for h, r in sorted(self._strata.items())}
+
+
+#: numpy's multivariate hypergeometric sampler takes populations below this
+_NUMPY_HYPERGEOMETRIC_LIMIT = 10**9
+
+
+def hypergeometric_split(populations: Sequence[int], k: int, gen: np.random.Generator) -> list[int]:
+    """How many of a uniform k-subset of Σ N_i items fall in each part of sizes N_i (the
+    multivariate hypergeometric distribution). All parts are taken whole when k >= N."""
+    total = sum(populations)
+    if k >= total:
+        return list(populations)
+    if total < _NUMPY_HYPERGEOMETRIC_LIMIT:
+        return [int(x) for x in gen.multivariate_hypergeometric(list(populations), k, method="marginals")]
+    # beyond numpy's range: draw the subset's positions and count them per part
+    bounds = list(accumulate(populations))
+    counts = [0] * len(populations)
+    for position in random.Random(int(gen.integers(2**63))).sample(range(total), k):
+        counts[bisect_right(bounds, position)] += 1
+    return counts
+
+
+def merge_parts(parts: Sequence[tuple[int, int]], k: int, gen: np.random.Generator) -> list[np.ndarray]:
+    """Exact merge of per-part uniform samples into a uniform k-subset of all parts.
+
+    ``parts`` holds, per part, ``(N_i, len(sample_i))`` where sample_i is a uniform sample of
+    min(k, N_i) of the part's N_i items; returns, per part, the indices into sample_i to keep
+    (a uniform subset of the size :func:`hypergeometric_split` gives the part).
+    """
+    for population, size in parts:
+        if size != min(k, population):
+            raise ValueError(f"a part of {population} items must bring a sample of {min(k, population)}, "
+                             f"not {size}")
+    split = hypergeometric_split([population for population, _ in parts], k, gen)
+    return [gen.choice(size, m, replace=False) for (_, size), m in zip(parts, split, strict=True)]
+
+
+def seeded_generator(seed: int, purpose: str) -> np.random.Generator:
+    """A numpy generator seeded from :func:`seeded_rng` (for bulk draws)."""
+    return np.random.default_rng(seeded_rng(seed, purpose).getrandbits(128))

@@ -8,6 +8,8 @@ decoded again later, and memory is bounded by the batch size and ``max_row_bytes
 
 Line numbers are 1-based physical lines for JSONL, element numbers for a JSON document
 (array elements, or the top-level values of a pretty-printed file), row numbers for Parquet.
+For a plain JSONL file the splitter can also report each row's byte offset in the file, so
+that a row can be kept as ``(offset, length)`` and read back later.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast
 
@@ -53,6 +56,7 @@ class OpenedSource:
     container: Container
     stream: BinaryIO | None  # None for Parquet, which pyarrow opens itself
     head: bytes  # bytes already read from ``stream`` (the reader must use them first)
+    head_at: int = 0  # file offset of ``head[0]`` (plain files: after a byte-order mark)
 
     def close(self) -> None:
         if self.stream is not None:
@@ -75,13 +79,15 @@ def open_source(path: Path, container: str = "auto") -> OpenedSource:
     stream: BinaryIO = (gzip.open(path, "rb") if compression == "gzip"  # type: ignore[assignment]  # noqa: SIM115
                         else path.open("rb"))
     head, stream = _read_head(stream)
+    with_bom = len(head)
     head = head.removeprefix(codecs.BOM_UTF8)
     if container == "auto":
         container = _sniff(head)
     if container not in ("jsonl", "json"):
         stream.close()
         raise ValueError(f"{path}: unknown container {container!r} (auto, jsonl, json, parquet)")
-    return OpenedSource(path, compression, container, stream, head)  # type: ignore[arg-type]
+    return OpenedSource(path, compression, container, stream, head,  # type: ignore[arg-type]
+                        with_bom - len(head))
 
 
 def _read_head(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
@@ -120,25 +126,32 @@ def _sniff(head: bytes) -> Container:
     return "json" if first_line == b"{" else "jsonl"
 
 
-def iter_batches(src: OpenedSource, max_row_bytes: int) -> Iterator[tuple[int, list[Any]]]:
-    """``(first_line, items)`` batches for any container (see the module docstring)."""
+def iter_batches(src: OpenedSource, max_row_bytes: int,
+                 offsets: list[int] | None = None) -> Iterator[tuple[int, list[Any]]]:
+    """``(first_line, items)`` batches for any container (see the module docstring). With
+    ``offsets`` (plain JSONL only), the list holds the file offsets of the current batch's
+    items whenever a batch is yielded."""
+    if offsets is not None and (src.container, src.compression) != ("jsonl", "none"):
+        raise ValueError(f"{src.path}: row offsets exist for plain JSONL files only")
     if src.container == "parquet":
         return _parquet_batches(src.path, max_row_bytes)
     assert src.stream is not None
     if src.container == "json":
         return _json_batches(src.stream, src.head, max_row_bytes)
-    return _jsonl_batches(src.stream, src.head, max_row_bytes)
+    return _jsonl_batches(src.stream, src.head, max_row_bytes, src.head_at, offsets)
 
 
 # -- JSONL -------------------------------------------------------------------------------
-def _jsonl_batches(stream: BinaryIO, head: bytes, max_row_bytes: int) -> Iterator[tuple[int, list[Any]]]:
+def _jsonl_batches(stream: BinaryIO, head: bytes, max_row_bytes: int, head_at: int = 0,
+                   offsets: list[int] | None = None) -> Iterator[tuple[int, list[Any]]]:
     """Split on newlines one chunk at a time. An over-long line is never held whole: once the
     unfinished line passes ``max_row_bytes`` the rest of it is skipped and it is reported as
-    one oversized row."""
+    one oversized row. ``offsets``: see :func:`iter_batches` (``head`` starts at ``head_at``)."""
     line = 1  # number of the first line in the next batch
     rest = b""
     skipping = False  # inside an oversized line, discarding until its newline
     chunk = head
+    chunk_at = rest_at = head_at  # file offsets of chunk[0] and of the unfinished line
     while chunk:
         if skipping:
             cut = chunk.find(b"\n")
@@ -147,11 +160,15 @@ def _jsonl_batches(stream: BinaryIO, head: bytes, max_row_bytes: int) -> Iterato
                 if isinstance(data, RowProblem):
                     yield line, [RowProblem(f"oversized row (over {max_row_bytes} bytes)"), data]
                     return
+                chunk_at += len(chunk)
                 chunk = data
                 continue
+            if offsets is not None:
+                offsets[:] = (rest_at,)
             yield line, [RowProblem(f"oversized row (over {max_row_bytes} bytes)", rest)]
             line += 1
-            chunk, rest, skipping = chunk[cut + 1:], b"", False
+            chunk_at += cut + 1
+            chunk, rest, skipping, rest_at = chunk[cut + 1:], b"", False, chunk_at
             continue
         parts = chunk.split(b"\n")
         if rest:
@@ -161,8 +178,12 @@ def _jsonl_batches(stream: BinaryIO, head: bytes, max_row_bytes: int) -> Iterato
             items: list[Any] = [p if len(p) <= max_row_bytes else
                                 RowProblem(f"oversized row ({len(p)} bytes > {max_row_bytes})", p[:200])
                                 for p in parts]
+            if offsets is not None:
+                offsets[:] = accumulate([len(p) + 1 for p in parts[:-1]], initial=rest_at)
             yield line, items
             line += len(parts)
+        chunk_at += len(chunk)
+        rest_at = chunk_at - len(rest)
         if len(rest) > max_row_bytes:
             rest, skipping = rest[:200], True
         nxt = _read(stream)
@@ -173,12 +194,14 @@ def _jsonl_batches(stream: BinaryIO, head: bytes, max_row_bytes: int) -> Iterato
     if skipping:
         yield line, [RowProblem(f"oversized row (over {max_row_bytes} bytes)", rest)]
     elif rest:
+        if offsets is not None:
+            offsets[:] = (rest_at,)
         yield line, [rest]
 
 
-def _read(stream: BinaryIO, size: int = CHUNK_BYTES) -> bytes | RowProblem:
+def _read(stream: BinaryIO, size: int | None = None) -> bytes | RowProblem:
     try:
-        return stream.read(size)
+        return stream.read(CHUNK_BYTES if size is None else size)
     except _STREAM_ERRORS as err:
         return RowProblem(f"file unreadable from here on: {type(err).__name__}: {err}")
 

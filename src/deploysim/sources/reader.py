@@ -7,7 +7,9 @@ rows* ``(line, payload, conversations, eligible_turns)``: the payload is the row
 bytes, cheap to keep and decode again, which is how the sampler keeps only references and
 builds full records for the rows it finally uses. With ``need_conversations=False`` a format's
 ``scan`` fast path may vouch for a row without converting it; ``conversations`` is then None.
-Memory is bounded by one read chunk plus ``max_row_bytes``.
+Memory is bounded by one read chunk plus ``max_row_bytes``. Given a :class:`ByteSpan` of a
+plain JSONL file, the reader reads only that span (lines numbered from 1 within it), which is
+how the sampler reads a large file in several processes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from deploysim.sources.containers import OpenedSource, RowProblem, iter_batches,
 from deploysim.sources.formats import FORMATS
 from deploysim.sources.formats.base import FormatModule, RowError, ScanFunction
 from deploysim.sources.quarantine import QuarantineLog
+from deploysim.sources.shards import ByteSpan, open_span
 from deploysim.sources.validate import check_conversation, kind
 
 #: detection votes over this many decodable object rows ...
@@ -73,13 +76,20 @@ class SourceReader:
 
     ``formats`` is the ordered list of format modules to detect from (explicit, so tests and
     callers can pass their own); ``quarantine_dir`` None keeps only counts and examples.
+    ``span`` limits reading to one byte span of a plain JSONL file (``cfg.format`` should then
+    name the format, which the whole file's first rows decided). ``row_offsets`` (plain JSONL
+    only) makes :meth:`row_offset` available.
     """
 
     def __init__(self, cfg: SourceConfig, *, quarantine_dir: Path | None = None,
                  formats: Sequence[FormatModule] = FORMATS,
                  quarantine_sink: Callable[[list[Quarantined]], Any] | None = None,
-                 need_conversations: bool = True) -> None:
+                 need_conversations: bool = True, span: ByteSpan | None = None,
+                 row_offsets: bool = False) -> None:
         self.cfg = cfg
+        self.span = span
+        self._offsets: list[int] | None = [] if row_offsets else None
+        self._batch_line = 0
         self.need_conversations = need_conversations
         self.label = cfg.label
         self.formats = tuple(formats)
@@ -87,13 +97,16 @@ class SourceReader:
         self._qpath = quarantine_file(quarantine_dir, self.label) if quarantine_dir is not None else None
         self._sink = quarantine_sink
         self.module: FormatModule | None = None
+        self.lines = 0  # physical lines read (blank ones included): the last line number
 
     def __iter__(self) -> Iterator[ScannedRow]:
-        opened = open_source(self.cfg.path, self.cfg.container)
+        span = self.span
+        opened = open_span(self.cfg.path, span) if span is not None else open_source(self.cfg.path,
+                                                                                      self.cfg.container)
         quarantine = QuarantineLog(self.label, self._qpath, self._sink)
         st = self.stats
         st.container, st.compression = opened.container, opened.compression
-        st.bytes = self.cfg.path.stat().st_size
+        st.bytes = span.end - span.start if span is not None else self.cfg.path.stat().st_size
         try:
             self.module = self._choose_format(opened)
             st.format = self.module.NAME if self.module else "unknown"
@@ -113,9 +126,11 @@ class SourceReader:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         check = check_conversation
         defaults = self._defaults()
-        read = accepted = conversations = eligible = 0
+        read = accepted = conversations = eligible = last_line = 0
         try:
-            for start, items in iter_batches(opened, self.cfg.max_row_bytes):
+            for start, items in iter_batches(opened, self.cfg.max_row_bytes, self._offsets):
+                last_line = start + len(items) - 1
+                self._batch_line = start
                 for offset, raw in enumerate(items):
                     if not raw:
                         continue
@@ -169,7 +184,7 @@ class SourceReader:
                         eligible += len(t)
                     yield line, raw, convs, turns
         finally:
-            st.read, st.accepted = read, accepted
+            st.read, st.accepted, self.lines = read, accepted, last_line
             st.conversations, st.eligible_turns = conversations, eligible
 
     def _defaults(self) -> dict[str, str]:
@@ -202,14 +217,41 @@ class SourceReader:
                              "set format in [[sources]] or check the file")
         return self.formats[max(range(len(votes)), key=lambda i: (votes[i], -i))]
 
+    def row_offset(self, line: int) -> int:
+        """File offset of the row at ``line``, for the row just yielded (valid until the
+        iteration moves on; needs ``row_offsets``)."""
+        assert self._offsets is not None, "row_offset needs SourceReader(row_offsets=True)"
+        return self._offsets[line - self._batch_line]
+
+    def detect_format(self) -> FormatModule | None:
+        """The format module a read would use (configured, or voted on the first rows)."""
+        opened = open_source(self.cfg.path, self.cfg.container)
+        try:
+            return self._choose_format(opened)
+        finally:
+            opened.close()
+
     def convert_payload(self, payload: bytes, line: int) -> list[dict[str, Any]]:
         """Convert a kept row again (same result as during the scan, defaults applied)."""
         if self.module is None:
             raise RuntimeError("convert_payload needs a completed scan of the source")
-        convs = self.module.convert(orjson.loads(payload), source=self.label, index=line)
-        defaults = self._defaults()
+        return RowConverter(self.module, self.cfg)(payload, line)
+
+
+class RowConverter:
+    """Conversations of an accepted row of the source ``cfg`` read with ``module``, as the
+    reader produced them during its scan (``[[sources]]`` defaults applied)."""
+
+    def __init__(self, module: FormatModule, cfg: SourceConfig) -> None:
+        self.convert = module.convert
+        self.label = cfg.label
+        self.defaults = {k: v for k in ("deployed_model", "product_context")
+                         if (v := getattr(cfg, k)) is not None}
+
+    def __call__(self, payload: bytes, line: int) -> list[dict[str, Any]]:
+        convs = self.convert(orjson.loads(payload), source=self.label, index=line)
         for conv in convs:
-            _apply_defaults(conv, self.label, defaults)
+            _apply_defaults(conv, self.label, self.defaults)
         return convs
 
 
@@ -287,5 +329,13 @@ def iter_conversations(cfg: SourceConfig, *, quarantine_dir: Path | None = None,
     return ConversationStream(SourceReader(cfg, quarantine_dir=quarantine_dir, formats=formats))
 
 
-__all__ = ["ConversationStream", "RowProblem", "ScannedRow", "SourceReader", "SourceStats",
-           "iter_conversations", "quarantine_file"]
+__all__ = [
+    "ConversationStream",
+    "RowConverter",
+    "RowProblem",
+    "ScannedRow",
+    "SourceReader",
+    "SourceStats",
+    "iter_conversations",
+    "quarantine_file",
+]

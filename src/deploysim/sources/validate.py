@@ -141,7 +141,8 @@ def _check_meta(meta: Any) -> None:
         value = meta.get(key)
         if value is not None and type(value) is not str:
             raise RowError(f"meta.{key}: expected a string, got {kind(value)}")
-    if meta.get("deidentified", "raw") not in _DEID:
+    deidentified = meta.get("deidentified", "raw")
+    if type(deidentified) is not str or deidentified not in _DEID:
         raise RowError(f"meta.deidentified: unknown value {meta['deidentified']!r} "
                        "(raw, deidentified, synthetic)")
     if type(meta.get("extra", {})) is not dict:

@@ -30,8 +30,10 @@ _CONSUMED = frozenset(("messages", "tools", "functions", "id", "conversation_id"
 _META_KEYS = ("deployed_model", "product_context", "language", "timestamp", "deidentified")
 _TEXT_PART_TYPES = frozenset(("text", "input_text", "output_text"))
 _COMMON_ROW_KEYS = frozenset(("id", "conversation_id", "model", "messages", "metadata", "tools"))
+#: metadata keys that map straight to ``meta`` (in ``_META_KEYS`` order)
+_SIMPLE_NESTED_KEYS_ORDERED = ("product_context", "language", "timestamp")
+_SIMPLE_NESTED_KEYS = frozenset(_SIMPLE_NESTED_KEYS_ORDERED)
 _STRING_META_KEYS = frozenset(("deployed_model", "model", "product_context", "language", "timestamp"))
-_STR_TYPE = frozenset((str,))
 _SCAN_KEYS = frozenset(("role", "content", "tool_calls", "tool_call_id", "name"))
 _DEID = frozenset(("raw", "deidentified", "synthetic"))
 
@@ -51,6 +53,9 @@ def convert(row: dict[str, Any], *, source: str, index: int) -> list[dict[str, A
     for i, m in enumerate(msgs):
         if type(m) is not dict:
             raise RowError(f"messages[{i}]: expected an object, got {_kind(m)}")
+        if len(m) == 2 and "role" in m and type(m.get("content")) is str and m["role"] != "function":
+            out.append(m)  # the usual {"role", "content"} message: checked without building a key set
+            continue
         if m.keys() <= _PLAIN_KEYS and type(m.get("content")) is str and m.get("role") != "function":
             out.append(m)
             continue
@@ -78,14 +83,10 @@ def scan(row: dict[str, Any]) -> list[list[int]] | None:
     if type(msgs) is not list:
         return None
     turns: list[int] = []
-    pending = -1
-    i = -1
-    has_content = False
-    for m in msgs:
-        i += 1
+    pending = -1  # the previous message when it is a user message with text (else -1)
+    for i, m in enumerate(msgs):
         if type(m) is not dict:
             return None
-        role = m.get("role")
         content = m.get("content")
         answered: Any = content
         if len(m) != 2 or type(content) is not str:
@@ -93,10 +94,9 @@ def scan(row: dict[str, Any]) -> list[list[int]] | None:
             if answered is None:
                 return None
             content = content or ""
-        if answered:
-            has_content = True
+        role = m.get("role")
         if role == "assistant":
-            if pending >= 0 and pending == i - 1 and answered:
+            if pending >= 0 and answered:
                 turns.append(pending)
             pending = -1
         elif role == "user":
@@ -105,7 +105,9 @@ def scan(row: dict[str, Any]) -> list[list[int]] | None:
             pending = -1
         else:
             return None
-    if not has_content or not _plain_meta(row) or not _plain_tools(row):
+    if not turns and not any(m.get("content") or m.get("tool_calls") for m in msgs):
+        return None  # no message has content: the full path quarantines the row
+    if not _plain_meta(row) or not _plain_tools(row):
         return None
     return [turns]
 
@@ -166,8 +168,12 @@ def _plain_meta(row: dict[str, Any]) -> bool:
         return False
     model = row.get("model")
     if (row.keys() <= _COMMON_ROW_KEYS and nested.keys() <= _STRING_META_KEYS
-            and (model is None or type(model) is str) and set(map(type, nested.values())) <= _STR_TYPE):
-        return True  # the usual shape: every metadata value is a string, nothing to derive
+            and (model is None or type(model) is str)):
+        for value in nested.values():
+            if type(value) is not str:
+                break
+        else:
+            return True  # the usual shape: every metadata value is a string, nothing to derive
     model = nested.get("deployed_model") or nested.get("model") or model
     if model is not None and type(model) is not str:
         return False
@@ -176,7 +182,7 @@ def _plain_meta(row: dict[str, Any]) -> bool:
         if value is not None and type(value) is not str:
             return False
     deid = nested.get("deidentified", row.get("deidentified"))
-    if deid is not None and deid not in _DEID:
+    if deid is not None and (type(deid) is not str or deid not in _DEID):
         return False
     return not (nested.get("timestamp", row.get("timestamp")) is None and row.get("created") is not None)
 
@@ -274,6 +280,15 @@ def _meta(row: dict[str, Any], source: str) -> dict[str, Any]:
     elif type(nested) is not dict:
         raise RowError(f"metadata: expected an object, got {_kind(nested)}")
     meta: dict[str, Any] = {"source": source}
+    if row.keys() <= _COMMON_ROW_KEYS and nested.keys() <= _SIMPLE_NESTED_KEYS:
+        # the usual shape: what the general path below gives, without its key-by-key search
+        if row.get("model") is not None:
+            meta["deployed_model"] = row["model"]
+        for key in _SIMPLE_NESTED_KEYS_ORDERED:
+            if nested.get(key) is not None:
+                meta[key] = nested[key]
+        meta["extra"] = {}
+        return meta
     model = nested.get("deployed_model") or nested.get("model") or row.get("model")
     if model is not None:
         meta["deployed_model"] = model
