@@ -170,7 +170,8 @@ def test_raw_prefixes_are_not_sent_to_a_remote_judge(store: RunStore) -> None:
     report = grade_run(store, judge_config(categories=["hate"]), judge_provider=remote, progress=False)
     assert report.categories[0].errors_now == 1 and remote.calls == []
     (j,) = store.iter_judgments()
-    assert j.status == "error" and (j.error or "").startswith("refused: prefix is not de-identified")
+    assert j.status == "error" and (j.error or "").startswith("refused: prefix ")
+    assert "not de-identified" in (j.error or "") and "not on loopback" in (j.error or "")
 
 
 def test_aggregation_refuses_mixed_grader_hashes(store: RunStore) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, Field
 
 from deploysim.config import RunConfig
-from deploysim.deidentify.config import PrivacyConfig
+from deploysim.deidentify.policy import provider_guard
 from deploysim.engine.budget import Budget
 from deploysim.engine.managed import ManagedProvider
 from deploysim.engine.progress import StreamProgress
@@ -113,16 +113,6 @@ def error_judgment(choice: CategoryGrader, completion: Completion, reason: str) 
                     completion_id=completion.id, prefix_id=completion.prefix_id, arm=completion.arm,
                     category=choice.category.id, grader_id=g.grader_id, grader_hash=g.grader_hash,
                     status="error", error=reason)
-
-
-def judge_privacy_guard(privacy: PrivacyConfig) -> Guard:
-    """Refuse raw (not de-identified) text to a non-loopback judge unless explicitly allowed."""
-    def guard(prefix: Prefix, provider: Provider) -> None:
-        remote = not provider.is_loopback
-        if prefix.context.deidentified == "raw" and remote and not privacy.allow_raw_to_remote:
-            raise PermissionError("prefix is not de-identified and the judge endpoint is not loopback "
-                                  "(set privacy.allow_raw_to_remote = true to allow)")
-    return guard
 
 
 def pending_jobs(store: RunStore, choices: Sequence[CategoryGrader], *, arms: Sequence[str] | None = None,
@@ -222,7 +212,8 @@ async def grade_async(store: RunStore, run_config: RunConfig, *, judge_provider:
     endpoint (tests); ``guard`` defaults to the run's privacy policy for the judge."""
     cfg = run_config.grade or GradeConfig()
     tax = (taxonomy or load_taxonomy(cfg.taxonomy)).select(cfg.categories)
-    guard = guard or judge_privacy_guard(run_config.privacy)
+    # the same send policy as the simulation: raw text never reaches a non-loopback judge
+    guard = guard or provider_guard(run_config.privacy)
     start = time.monotonic()
     async with AsyncExitStack() as stack:
         judge: tuple[Provider, ModelSpec] | None = None
