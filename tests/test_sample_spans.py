@@ -20,11 +20,11 @@ import pytest
 from scipy.stats import chisquare
 
 from deploysim.records import Quarantined
-from deploysim.sample import sampler, selection
+from deploysim.sample import parallel, sampler, selection
 from deploysim.sample.config import SampleConfig
-from deploysim.sample.parallel import plan_source, span_count
+from deploysim.sample.parallel import plan_source, span_capacity, span_count
 from deploysim.sample.sampler import SampledPrefixes, sample_prefixes
-from deploysim.sample.selection import hypergeometric_split, merge_parts
+from deploysim.sample.selection import choose_from_parts, hypergeometric_split, merge_parts
 from deploysim.sources import containers
 from deploysim.sources.config import SourceConfig
 from deploysim.sources.formats import FORMATS
@@ -148,15 +148,26 @@ def test_counts_quarantine_lines_and_population_match_one_process(corpus: tuple[
     assert [q.line for q in split.stats[0].examples] == bad_lines
 
 
-def test_uniform_over_turns_across_spans_chi_square(corpus: tuple[Path, list[int]]) -> None:
+@pytest.mark.parametrize("capacity", [None, 2, 1])  # reservoirs of n; or below some spans' shares
+def test_uniform_over_turns_across_spans_chi_square(corpus: tuple[Path, list[int]], capacity: int | None,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """With span reservoirs smaller than their shares, short spans are sampled again and
+    the merged sample stays exactly uniform."""
     path, _ = corpus
+    if capacity is not None:
+        monkeypatch.setattr(parallel, "span_capacity", lambda n, span_bytes, total_bytes: capacity)
     turns = all_turns(path)
     k, runs = 6, 300
     counts: Counter[tuple[int, int]] = Counter()
+    resampled = 0
     for seed in range(runs):
-        picks = picked_turns(draw(path, SampleConfig(n=k, seed=seed)))
+        sample = draw(path, SampleConfig(n=k, seed=seed))
+        picks = picked_turns(sample)
+        resampled += sample.report.resampled_spans
         assert len(set(picks)) == k
         counts.update(picks)
+    # four spans sharing six turns: a reservoir of 1 is always short somewhere, one of 2 often
+    assert (resampled > 0) == (capacity is not None)
     assert set(counts) <= set(turns)
     assert chisquare([counts[t] for t in turns]).pvalue > P_FLOOR
 
@@ -267,9 +278,19 @@ def test_split_follows_the_multivariate_hypergeometric(numpy_limit: int,
     assert hypergeometric_split([2, 1], 5, gen) == [2, 1]  # fewer items than asked: all
 
 
+def test_span_capacity_is_the_expected_share_with_room_to_spare() -> None:
+    assert span_capacity(200_000, 500, 1000) == 112_546  # 1.1 * 100_000 + 8 * sqrt(100_000) + 16
+    assert span_capacity(200_000, 1000, 1000) == span_capacity(200_000, 5, 0) == 200_000
+    assert span_capacity(10, 1, 4) == 10  # never above n
+    assert span_capacity(1_000_000, 1, 8) > 1.1 * 1_000_000 / 8
+
+
 def test_merge_parts_needs_full_samples() -> None:
     gen = np.random.default_rng(0)
     keep = merge_parts([(5, 3), (2, 2), (0, 0)], 3, gen)
     assert sum(len(k) for k in keep) == 3 and all(len(set(k.tolist())) == len(k) for k in keep)
     with pytest.raises(ValueError, match="must bring a sample of 3"):
         merge_parts([(5, 2), (2, 2)], 3, gen)
+    assert [len(k) for k in choose_from_parts([1, 2], [1, 2], gen)] == [1, 2]
+    with pytest.raises(ValueError, match="cannot give the 2 items"):
+        choose_from_parts([1, 2], [2, 1], gen)  # a sample below its share: the span is resampled

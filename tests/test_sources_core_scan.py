@@ -91,14 +91,18 @@ def test_scan_agrees_with_convert_and_check(row: dict[str, Any]) -> None:
         assert slow_turns(row) == fast
 
 
-def test_scan_vouches_for_realistic_rows() -> None:
-    # the benchmark's row generator: plain rows with system prompts, tools and tool calls
+def load_benchmark_generator() -> Any:
+    """The benchmark's row generator: plain rows with system prompts, tools and tool calls."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "ingest_sample.py"
     spec = importlib.util.spec_from_file_location("ingest_sample", path)
     assert spec is not None and spec.loader is not None
     ingest_sample = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ingest_sample)
+    return ingest_sample
 
+
+def test_scan_vouches_for_realistic_rows() -> None:
+    ingest_sample = load_benchmark_generator()
     rng = random.Random(5)
     rows = [ingest_sample.generate_row(rng, i) for i in range(300)]
     assert any(any(m.get("tool_calls") for m in r["messages"]) for r in rows)  # type: ignore[union-attr]

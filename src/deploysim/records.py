@@ -49,9 +49,10 @@ DeidStatus = Literal["raw", "deidentified", "synthetic"]
 
 
 class Record(BaseModel):
-    """Base: records are immutable values; unknown fields are errors, not silently kept."""
+    """Base: records are immutable values; unknown fields are errors, not silently kept.
+    JSON parsing caches keys only: values are mostly unique texts, which caching slows."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", cache_strings="keys")
 
 
 class ToolCall(Record):

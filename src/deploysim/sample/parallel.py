@@ -8,8 +8,11 @@ the file alone, so the sample does too, whatever the number of worker processes 
 spans (one worker runs them here, one after the other). Everything else (gzip, JSON
 documents, Parquet, small files) is read in this process as one more part of the stream.
 Combining: per source, counts are summed and quarantined rows replayed into the source's
-quarantine log with file-wide line numbers; per stratum, the parts' samples are merged with
-:func:`~deploysim.sample.selection.merge_parts`.
+quarantine log with file-wide line numbers; per stratum, the split of the quota over the parts
+is drawn (:func:`draw_splits`) and each part gives its share of its sample
+(:func:`merge_samples`); an unstratified sample sizes each span's reservoir to the span's
+expected share (:func:`span_capacity`) and samples a span again in the rare case that its
+share came out larger (:func:`short_spans`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import orjson
 
 from deploysim.records import Quarantined
 from deploysim.sample.config import SampleConfig
-from deploysim.sample.selection import TurnSelector, merge_parts, seeded_generator
+from deploysim.sample.selection import TurnSelector, choose_from_parts, hypergeometric_split, seeded_generator
 from deploysim.sample.spans import (
     PACKED_FIELDS,
     BuildItem,
@@ -48,7 +51,7 @@ from deploysim.sources.reader import SourceReader, SourceStats, quarantine_file
 from deploysim.sources.shards import ByteSpan, plan_spans
 
 #: a plain JSONL source is read in spans of at most this size (in one piece below a quarter of it)
-SPAN_BYTES = 512 << 20
+SPAN_BYTES = 128 << 20
 
 
 @dataclass(frozen=True)
@@ -103,15 +106,37 @@ def new_pool(workers: int) -> ProcessPoolExecutor:
 def span_tasks(sources: Sequence[SourceConfig], plans: Mapping[int, SpanPlan], *, sample: SampleConfig,
                quotas: dict[str, int] | None, need_conversations: bool,
                quarantine_root: Path | None) -> dict[int, list[SpanTask]]:
-    """A task per span of every planned source (quarantined rows under ``quarantine_root``)."""
+    """A task per span of every planned source (quarantined rows under ``quarantine_root``).
+    An unstratified sample gets reservoirs sized to the spans' expected shares
+    (:func:`span_capacity`, by bytes of all the sources)."""
+    total_bytes = sum(src.path.stat().st_size for src in sources if src.path.is_file())
     tasks: dict[int, list[SpanTask]] = {}
     for i, plan in plans.items():
         src = sources[i].model_copy(update={"format": plan.module.NAME})
         tasks[i] = [SpanTask(source=src, source_index=i, module=importable_name(plan.module) or "", span=span,
                              sample=sample, quotas=quotas, need_conversations=need_conversations,
-                             quarantine_dir=_span_dir(quarantine_root, i, span))
+                             quarantine_dir=_span_dir(quarantine_root, i, span),
+                             capacity=span_capacity(sample.n, span.end - span.start, total_bytes)
+                             if quotas is None else None)
                     for span in plan.spans]
     return tasks
+
+
+def span_capacity(n: int, span_bytes: int, total_bytes: int) -> int:
+    """Reservoir size for a span holding ``span_bytes`` of the sources' ``total_bytes``: its
+    expected share of n with 10% and eight standard deviations to spare, at most n.
+
+    The merge takes from each span a hypergeometric share of n that depends only on the
+    spans' candidate counts; a span whose sample is smaller than its share is sampled again
+    with a reservoir of that share (:func:`short_spans`), so the size only sets the cost:
+    a span sampled with a reservoir of n keeps about n·(1 + ln(N_i/n)) turns on the way,
+    one sized to its share of about n_i·(1 + ln(N/n)). Compressed sources count with their
+    on-disk size, which makes the plain spans' estimated shares larger, never smaller.
+    """
+    if total_bytes <= 0 or span_bytes >= total_bytes:
+        return n
+    expected = n * span_bytes / total_bytes
+    return min(n, math.ceil(1.1 * expected + 8 * math.sqrt(expected) + 16))
 
 
 def _span_dir(root: Path | None, source_index: int, span: ByteSpan) -> Path | None:
@@ -169,25 +194,62 @@ def span_stats(src: SourceConfig, plan: SpanPlan, results: Sequence[SpanResult],
         quarantine_path=str(log.written_path) if log.written_path else None, examples=log.examples)
 
 
-def merge_samples(local: TurnSelector | None, spans: Mapping[int, list[SpanResult]],
-                  quotas: Mapping[str, int] | None, n: int, seed: int) -> list[BuildItem]:
-    """The final picks: per stratum (or once, uniform), the exact merge of the local part and
-    every span's part, then the seeded output shuffle."""
-    gen = seeded_generator(seed, "merge")
+Splits = dict["str | None", list[int]]  # per stratum: how many turns each part gives, parts in merge order
+
+
+def draw_splits(local: TurnSelector | None, spans: Mapping[int, list[SpanResult]],
+                quotas: Mapping[str, int] | None, n: int, gen: np.random.Generator) -> Splits:
+    """Per stratum (or once, uniform), the hypergeometric split of its quota over the parts:
+    the local part first, then every span of every planned source in order."""
     local_samples = local.samples() if local is not None else {}
-    chosen: list[BuildItem] = []
+    splits: Splits = {}
     for stratum in sorted(quotas) if quotas is not None else [None]:
         k = quotas[stratum] if quotas is not None and stratum is not None else n
+        populations = [local_samples.get(stratum, (0, []))[0]]
+        populations += [r.samples.get(stratum, (0, _EMPTY))[0] for results in spans.values() for r in results]
+        splits[stratum] = hypergeometric_split(populations, k, gen)
+    return splits
+
+
+def short_spans(spans: Mapping[int, list[SpanResult]], splits: Splits) -> dict[int, dict[int, int]]:
+    """Spans whose sample holds fewer turns than their share of the split: per source, the
+    span's position and its share (only an unstratified sample has reservoirs below n)."""
+    split = splits.get(None)
+    if split is None:
+        return {}
+    short: dict[int, dict[int, int]] = {}
+    shares = iter(split[1:])
+    for i, results in spans.items():
+        for j, (r, share) in enumerate(zip(results, shares, strict=False)):
+            packed = r.samples.get(None, (0, _EMPTY))[1]
+            if share > len(packed) // PACKED_FIELDS:
+                short.setdefault(i, {})[j] = share
+    return short
+
+
+def merge_samples(local: TurnSelector | None, spans: Mapping[int, list[SpanResult]],
+                  quotas: Mapping[str, int] | None, splits: Splits, seed: int,
+                  gen: np.random.Generator) -> list[BuildItem]:
+    """The final picks: per stratum, each part's share of the split taken uniformly from its
+    sample (:func:`~deploysim.sample.selection.choose_from_parts`), then the seeded output
+    shuffle. Every part's sample must be its reservoir's whole draw, min(capacity, N)."""
+    local_samples = local.samples() if local is not None else {}
+    chosen: list[BuildItem] = []
+    for stratum, split in splits.items():
         population, items = local_samples.get(stratum, (0, []))
-        parts = [(population, len(items))]
+        sizes = [len(items)]
         span_parts: list[tuple[int, int, np.ndarray]] = []  # (source index, line shift, packed rows)
         for i, results in spans.items():
             for r, first in zip(results, first_lines(results), strict=True):
                 population, packed = r.samples.get(stratum, (0, _EMPTY))
                 rows = np.frombuffer(packed, dtype=np.int64).reshape(-1, PACKED_FIELDS)
-                parts.append((population, len(rows)))
+                capacity = r.capacity if stratum is None else quotas[stratum]  # type: ignore[index]
+                if len(rows) != min(capacity, population):
+                    raise RuntimeError(f"span {r.span.index} of source {i} brought {len(rows)} turns, "
+                                       f"not min({capacity}, {population})")
+                sizes.append(len(rows))
                 span_parts.append((i, first - 1, rows))
-        keep = merge_parts(parts, k, gen)
+        keep = choose_from_parts(sizes, split, gen)
         chosen.extend((*items[j][0], items[j][1], stratum) for j in keep[0].tolist())
         for (i, shift, rows), indices in zip(span_parts, keep[1:], strict=True):
             picked = rows[indices]

@@ -20,6 +20,8 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from contextlib import nullcontext
+from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -34,16 +36,26 @@ from deploysim.sample.parallel import (
     SPAN_BYTES,
     SpanPlan,
     available_cpus,
+    draw_splits,
     importable_name,
     merge_samples,
     new_pool,
     plan_source,
     run_spans,
+    short_spans,
     span_stats,
     span_tasks,
 )
-from deploysim.sample.selection import TurnSelector
-from deploysim.sample.spans import BuildItem, BuildSource, BuildTask, PrefixBuilder, SpanResult, build_chunk
+from deploysim.sample.selection import TurnSelector, seeded_generator
+from deploysim.sample.spans import (
+    BuildItem,
+    BuildSource,
+    BuildTask,
+    PrefixBuilder,
+    SpanResult,
+    SpanTask,
+    build_chunk,
+)
 from deploysim.sources.config import SourceConfig
 from deploysim.sources.formats import FORMATS
 from deploysim.sources.formats.base import FormatModule
@@ -78,6 +90,7 @@ class SampleReport(BaseModel):
     sources: list[dict[str, Any]] = Field(default_factory=list)
     config_hash: str | None = None
     complete: bool = False
+    resampled_spans: int = 0  # spans read again because their reservoir was below their share
 
     def source_lines(self) -> list[str]:
         return [f"{s['source']}: read {s['read']} = accepted {s['accepted']} + quarantined {s['quarantined']}"
@@ -115,11 +128,15 @@ class SampledPrefixes:
 
     def __iter__(self) -> Iterator[Prefix]:
         if self._pool is not None:
-            try:
-                yield from self._built_by_workers(self._pool)
-            finally:
-                self.close()
-            return
+            # the model's own validator, mapped in C over each chunk of documents: no Python
+            # frame per record (``model_validate_json``'s wrapper alone is a fifth of the cost
+            # of a small record, and this loop is the sampler's one serial part)
+            validate = Prefix.__pydantic_validator__.validate_json
+            return chain.from_iterable(map(validate, documents)
+                                       for documents in self._built_by_workers(self._pool))
+        return self._built_here()
+
+    def _built_here(self) -> Iterator[Prefix]:
         builder = PrefixBuilder(self.sources, self.modules)
         try:
             for item in self.items:
@@ -127,7 +144,9 @@ class SampledPrefixes:
         finally:
             builder.close()
 
-    def _built_by_workers(self, pool: Executor) -> Iterator[Prefix]:
+    def _built_by_workers(self, pool: Executor) -> Iterator[list[bytes]]:
+        """Chunks of prefix documents in sampling order, built by the workers
+        (:data:`BUILDS_IN_FLIGHT` chunks ahead); the pool stops when they are all out."""
         sources = tuple(self.sources)
         starts = iter(range(0, len(self.items), BUILD_CHUNK))
         pending: deque[Future[list[bytes]]] = deque()
@@ -138,14 +157,15 @@ class SampledPrefixes:
                 pending.append(pool.submit(build_chunk, task))
                 return
 
-        for _ in range(BUILDS_IN_FLIGHT):
-            submit()
-        validate = Prefix.model_validate_json
-        while pending:
-            documents = pending.popleft().result()
-            submit()
-            for document in documents:
-                yield validate(document)
+        try:
+            for _ in range(BUILDS_IN_FLIGHT):
+                submit()
+            while pending:
+                documents = pending.popleft().result()
+                submit()
+                yield documents
+        finally:
+            self.close()
 
 
 def sample_prefixes(sources: Sequence[SourceConfig], cfg: SampleConfig, *,
@@ -216,10 +236,11 @@ class _Draw:
                     sizes.update(r.sizes)
             quotas = proportional_allocation(cfg.n, sizes)
             scan, passes = self.readers(None, None), 2
-            selecting = run_spans(self.pool, "select", self.tasks(quotas, with_quarantine=False))
+            select_tasks = self.tasks(quotas, with_quarantine=False)
         else:
             quotas, scan, passes = cfg.quotas, first, 1
-            selecting = run_spans(self.pool, "select", self.tasks(quotas, with_quarantine=True))
+            select_tasks = self.tasks(quotas, with_quarantine=True)
+        selecting = run_spans(self.pool, "select", select_tasks)
         selector = TurnSelector(n=cfg.n, seed=cfg.seed, cap=cfg.cap_per_conversation, quotas=quotas)
         add, turn_filter = selector.add, self.turn_filter
         for i, reader in scan.items():
@@ -232,9 +253,19 @@ class _Draw:
             first_spans = spans
         stats = [span_stats(self.sources[i], self.plans[i], first_spans[i], quarantine_dir, sink)
                  if i in self.plans else first[i].stats for i in range(len(self.sources))]
-        items = merge_samples(selector, spans, quotas, cfg.n, cfg.seed) if self.plans else \
-            [(*pick.ref, pick.turn, pick.stratum) for pick in selector.picks()]
+        resampled = 0
+        if self.plans:
+            gen = seeded_generator(cfg.seed, "merge")
+            splits = draw_splits(selector, spans, quotas, cfg.n, gen)
+            short = short_spans(spans, splits)
+            if short:  # a span's reservoir, sized to its expected share, holds less than its share
+                spans = self.resample(spans, select_tasks, short)
+                resampled = sum(len(positions) for positions in short.values())
+            items = merge_samples(selector, spans, quotas, splits, cfg.seed, gen)
+        else:
+            items = [(*pick.ref, pick.turn, pick.stratum) for pick in selector.picks()]
         report = self.report(items, stats, selector, spans, quotas, passes)
+        report.resampled_spans = resampled
         modules = [self.plans[i].module if i in self.plans else scan[i].module
                    for i in range(len(self.sources))]
         names = [importable_name(m) if m is not None else "" for m in modules]
@@ -243,6 +274,22 @@ class _Draw:
         # workers build the records when they can import every format module and it is worth it
         pool = self.pool if None not in names and len(items) > BUILD_CHUNK else None
         return SampledPrefixes(items, build_sources, modules, report, stats, pool)
+
+    def resample(self, spans: SpanResults, tasks: dict[int, list[SpanTask]],
+                 short: dict[int, dict[int, int]]) -> SpanResults:
+        """Sample the ``short`` spans again, each with a reservoir of its share (fresh random
+        streams; the split already drawn does not depend on any span's sample)."""
+        retry = {i: [replace(tasks[i][j], capacity=share, attempt=1, quarantine_dir=None)
+                     for j, share in positions.items()] for i, positions in short.items()}
+        again = run_spans(self.pool, "select", retry)()
+        merged = {i: list(results) for i, results in spans.items()}
+        for i, positions in short.items():
+            for j, result in zip(positions, again[i], strict=True):
+                before = merged[i][j]
+                if (result.read, result.accepted) != (before.read, before.accepted):
+                    raise ValueError(f"{self.sources[i].path} changed while it was being sampled")
+                merged[i][j] = result
+        return merged
 
     def readers(self, quarantine_dir: Path | None, sink: QuarantineSink | None) -> dict[int, SourceReader]:
         return {i: SourceReader(self.sources[i], formats=self.formats, quarantine_dir=quarantine_dir,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -67,29 +67,63 @@ class TurnSelector:
         self._single = Reservoir(n, seeded_rng(seed, f"{part}reservoir")) if quotas is None else None
         self._strata = {h: Reservoir(q, seeded_rng(seed, f"{part}stratum/{h}"))
                         for h, q in (quotas or {}).items()}
-        self.population = 0  # candidate turns after the cap (N′), inside quotas
-        self.stratum_population: dict[str, int] = {}
-        self.outside = 0
+        self.outside = 0  # candidate turns of strata without a quota
 
     def add(self, ref: Any, turns: list[int], stratum: str | None = None) -> None:
-        m = len(turns)
-        if not m:
-            return
-        if self.cap is not None and m > self.cap:
-            turns = sorted(self._cap_rng.sample(turns, self.cap))
-            m = self.cap
-        res = self._single
-        if res is None:
-            if stratum is None or (res := self._strata.get(stratum)) is None:
-                self.outside += m
-                return
-            self.stratum_population[stratum] = self.stratum_population.get(stratum, 0) + m
-        self.population += m
-        picks = res.offer(m)
+        """Offer one conversation's usable turns (message indices), identified by ``ref``."""
+        picks = self.offer(len(turns), stratum)
         if picks:
-            items = res.items
-            for slot, j in picks:
-                items[slot] = (ref, turns[j])
+            self.keep(picks, ref, turns, stratum)
+
+    def offer(self, m: int, stratum: str | None = None) -> Sequence[tuple[int, int]]:
+        """The first half of :meth:`add`, for callers whose ``ref`` is costly to make: offer
+        a conversation of ``m`` usable turns; the returned picks (usually none) must be
+        passed to :meth:`keep` with the conversation's ref and turns before the next offer."""
+        if not m:
+            return ()
+        cap = self.cap
+        if cap is not None and m > cap:
+            m = cap
+        res = self._single
+        if res is None and (stratum is None or (res := self._strata.get(stratum)) is None):
+            self.outside += m
+            return ()
+        return res.offer(m)
+
+    @property
+    def offer_uncapped(self) -> Callable[[int], Sequence[tuple[int, int]]]:
+        """:meth:`offer` for a caller that has checked :attr:`plain`: the reservoir's own
+        (one call less per conversation on the sampler's hot path)."""
+        assert self.plain, "offer_uncapped needs a single reservoir and no cap"
+        return self._single.offer  # type: ignore[union-attr]
+
+    @property
+    def plain(self) -> bool:
+        """One reservoir, no cap: every offered turn goes straight to the reservoir."""
+        return self._single is not None and self.cap is None
+
+    @property
+    def population(self) -> int:
+        """Candidate turns after the cap (N′), inside quotas: what the reservoirs were offered."""
+        if self._single is not None:
+            return self._single.seen
+        return sum(r.seen for r in self._strata.values())
+
+    @property
+    def stratum_population(self) -> dict[str, int]:
+        return {h: r.seen for h, r in self._strata.items() if r.seen}
+
+    def keep(self, picks: Sequence[tuple[int, int]], ref: Any, turns: list[int],
+             stratum: str | None = None) -> None:
+        """Store the conversation's picked turns. Over the cap, its c candidates are drawn
+        here, only for a conversation that has picks: which turns are candidates does not
+        depend on the reservoir's draw, so the sample stays uniform over the capped population."""
+        if self.cap is not None and len(turns) > self.cap:
+            turns = sorted(self._cap_rng.sample(turns, self.cap))
+        res = self._single if self._single is not None else self._strata[stratum]  # type: ignore[index]
+        items = res.items
+        for slot, j in picks:
+            items[slot] = (ref, turns[j])
 
     def picks(self) -> list[Pick]:
         """The selected turns in their final (seeded, shuffled) order."""
@@ -109,7 +143,7 @@ class TurnSelector:
         ``(ref, turn)`` items, in slot order (the input of :func:`merge_parts`)."""
         if self._single is not None:
             return {None: (self.population, self._single.sample())}
-        return {h: (self.stratum_population.get(h, 0), r.sample()) for h, r in sorted(self._strata.items())}
+        return {h: (r.seen, r.sample()) for h, r in sorted(self._strata.items())}
 
 
 #: numpy's multivariate hypergeometric sampler takes populations below this
@@ -144,7 +178,21 @@ def merge_parts(parts: Sequence[tuple[int, int]], k: int, gen: np.random.Generat
             raise ValueError(f"a part of {population} items must bring a sample of {min(k, population)}, "
                              f"not {size}")
     split = hypergeometric_split([population for population, _ in parts], k, gen)
-    return [gen.choice(size, m, replace=False) for (_, size), m in zip(parts, split, strict=True)]
+    return choose_from_parts([size for _, size in parts], split, gen)
+
+
+def choose_from_parts(sizes: Sequence[int], split: Sequence[int],
+                      gen: np.random.Generator) -> list[np.ndarray]:
+    """Per part, a uniform subset of ``split[i]`` of the indices of its sample of ``sizes[i]``.
+
+    A part may bring a sample smaller than k (a reservoir sized to the part's expected share,
+    uniform over its N_i items): the merge stays exact as long as the part's sample holds at
+    least its share of the split, which the split does not depend on.
+    """
+    for size, m in zip(sizes, split, strict=True):
+        if m > size:
+            raise ValueError(f"a part's sample of {size} cannot give the {m} items the split asks of it")
+    return [gen.choice(size, m, replace=False) for size, m in zip(sizes, split, strict=True)]
 
 
 def seeded_generator(seed: int, purpose: str) -> np.random.Generator:

@@ -58,11 +58,14 @@ class SpanTask:
     quotas: dict[str, int] | None
     need_conversations: bool
     quarantine_dir: Path | None  # where the span's quarantined rows go (line numbers within the span)
+    capacity: int | None = None  # reservoir size of an unstratified sample (None: sample.n)
+    attempt: int = 0  # 1 when the span is sampled again with a larger reservoir
 
     @property
     def part(self) -> str:
         """Name of the span's random streams: fixed by the file, not by the worker running it."""
-        return f"source{self.source_index}/span{self.span.index}/"
+        retry = f"retry{self.attempt}/" if self.attempt else ""
+        return f"source{self.source_index}/span{self.span.index}/{retry}"
 
 
 @dataclass
@@ -78,6 +81,7 @@ class SpanResult:
     sizes: dict[str, int] = field(default_factory=dict)  # candidates per stratum (counting pass)
     samples: dict[str | None, tuple[int, array[int]]] = field(default_factory=dict)  # stratum -> (N, packed)
     outside: int = 0
+    capacity: int = 0  # reservoir size of the unstratified sample: it holds min(capacity, N) turns
 
 
 def _without_cyclic_gc(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -133,23 +137,27 @@ def count_span(task: SpanTask) -> SpanResult:
 @_without_cyclic_gc
 def select_span(task: SpanTask) -> SpanResult:
     """The span's part of the sample: per stratum, its candidate count and a uniform sample
-    of min(quota, count) of its candidates, packed."""
+    of min(quota, count) of its candidates, packed (unstratified: min(capacity, count))."""
     cfg = task.sample
     reader = _reader(task)
-    selector = TurnSelector(n=cfg.n, seed=cfg.seed, cap=cfg.cap_per_conversation, quotas=task.quotas,
+    capacity = cfg.n if task.capacity is None else task.capacity
+    selector = TurnSelector(n=capacity, seed=cfg.seed, cap=cfg.cap_per_conversation, quotas=task.quotas,
                             part=task.part)
-    add, offset_of, turn_filter = selector.add, reader.row_offset, make_turn_filter(cfg)
+    add, keep = selector.add, selector.keep
+    offer = selector.offer_uncapped if selector.plain else selector.offer
+    offset_of, turn_filter = reader.row_offset, make_turn_filter(cfg)
     for line, payload, convs, turns in reader:
         if convs is None:  # scan-vouched (the hot path): plain text, no filter or stratum to apply
             for ordinal, usable in enumerate(turns):
-                if usable:
-                    add((line, ordinal, offset_of(line), len(payload)), usable, None)
+                picks = offer(len(usable))  # the ref is made only for the few rows picked
+                if picks:
+                    keep(picks, (line, ordinal, offset_of(line), len(payload)), usable)
             continue
         for _, ordinal, _, usable, stratum in candidates([(line, payload, convs, turns)], turn_filter,
                                                          cfg.stratify_by):
             add((line, ordinal, offset_of(line), len(payload)), usable, stratum)
     result = _result(reader, task.span)
-    result.outside = selector.outside
+    result.outside, result.capacity = selector.outside, capacity
     for stratum, (population, items) in selector.samples().items():
         packed = array("q")
         for ref, turn in items:

@@ -21,7 +21,8 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, count
+from operator import add
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast
 
@@ -175,11 +176,13 @@ def _jsonl_batches(stream: BinaryIO, head: bytes, max_row_bytes: int, head_at: i
             parts[0] = rest + parts[0]
         rest = parts.pop()
         if parts:
-            items: list[Any] = [p if len(p) <= max_row_bytes else
-                                RowProblem(f"oversized row ({len(p)} bytes > {max_row_bytes})", p[:200])
-                                for p in parts]
-            if offsets is not None:
-                offsets[:] = accumulate([len(p) + 1 for p in parts[:-1]], initial=rest_at)
+            lengths = list(map(len, parts))
+            items: list[Any] = parts if max(lengths) <= max_row_bytes else [
+                p if len(p) <= max_row_bytes else
+                RowProblem(f"oversized row ({len(p)} bytes > {max_row_bytes})", p[:200]) for p in parts]
+            if offsets is not None:  # line j starts after j earlier lines and their newlines
+                lengths.pop()
+                offsets[:] = map(add, accumulate(lengths, initial=rest_at), count())
             yield line, items
             line += len(parts)
         chunk_at += len(chunk)

@@ -6,7 +6,8 @@ and either accepted or quarantined with its line and reason, so that for every s
 rows* ``(line, payload, conversations, eligible_turns)``: the payload is the row's raw JSON
 bytes, cheap to keep and decode again, which is how the sampler keeps only references and
 builds full records for the rows it finally uses. With ``need_conversations=False`` a format's
-``scan`` fast path may vouch for a row without converting it; ``conversations`` is then None.
+``scan_bytes`` or ``scan`` fast path may vouch for a row without decoding or converting it;
+``conversations`` is then None.
 Memory is bounded by one read chunk plus ``max_row_bytes``. Given a :class:`ByteSpan` of a
 plain JSONL file, the reader reads only that span (lines numbered from 1 within it), which is
 how the sampler reads a large file in several processes.
@@ -25,7 +26,7 @@ from deploysim.records import Conversation, Quarantined
 from deploysim.sources.config import SourceConfig
 from deploysim.sources.containers import OpenedSource, RowProblem, iter_batches, open_source
 from deploysim.sources.formats import FORMATS
-from deploysim.sources.formats.base import FormatModule, RowError, ScanFunction
+from deploysim.sources.formats.base import FormatModule, RowError, ScanBytesFunction, ScanFunction
 from deploysim.sources.quarantine import QuarantineLog
 from deploysim.sources.shards import ByteSpan, open_span
 from deploysim.sources.validate import check_conversation, kind
@@ -123,6 +124,7 @@ class SourceReader:
         st, label, module = self.stats, self.label, self.module
         convert = module.convert if module is not None else None
         scan: ScanFunction | None = None if self.need_conversations else getattr(module, "scan", None)
+        scan_bytes: ScanBytesFunction | None = None if scan is None else getattr(module, "scan_bytes", None)
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         check = check_conversation
         defaults = self._defaults()
@@ -139,6 +141,15 @@ class SourceReader:
                     if type(raw) is not bytes:
                         quarantine.add(line, raw.reason, raw.excerpt)
                         continue
+                    if scan_bytes is not None:
+                        fast = scan_bytes(raw)
+                        if fast is not None:
+                            accepted += 1
+                            conversations += len(fast)
+                            for t in fast:
+                                eligible += len(t)
+                            yield line, raw, None, fast
+                            continue
                     try:
                         row = loads(raw)
                     except decode_error as err:

@@ -13,6 +13,9 @@ list[list[int]] | None``: a fast path that, for a row it can vouch for, returns 
 eligible turns that validating ``convert(row, ...)`` would give (one list per
 conversation) without building the dicts, and returns None whenever it is not sure (the core
 then converts and validates as usual). The sampler uses it when it needs no metadata.
+A format may further expose ``scan_bytes(raw: bytes) -> list[list[int]] | None``, the same
+promise made on the row's undecoded JSON bytes: when it returns turns, the row is valid JSON
+and ``scan`` would return the same turns; None sends the row down the dict path.
 
 A normalized conversation dict has exactly the JSON shape of
 ``deploysim.records.Conversation.model_dump(mode="json")``::
@@ -60,6 +63,8 @@ class FormatModule(Protocol):
 
 #: type of the optional ``scan`` fast path of a format module
 ScanFunction = Callable[[dict[str, Any]], "list[list[int]] | None"]
+#: type of the optional ``scan_bytes`` fast path (the same promise, on the row's JSON bytes)
+ScanBytesFunction = Callable[[bytes], "list[list[int]] | None"]
 
 
 def conversation_id(source: str, index: int, suffix: str | int | None = None) -> str:

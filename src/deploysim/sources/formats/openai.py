@@ -7,7 +7,8 @@ definitions, and metadata at the top level or under ``metadata``. Messages that 
 in normalized shape (``role`` + string ``content``) are passed through without copying,
 and :func:`scan` validates a plain row and finds its eligible turns without building
 anything, because this is the format of private production logs and its speed sets ingest
-speed.
+speed; :func:`~deploysim.sources.formats.openai_bytes.scan_bytes` does the same from the row's
+bytes in compiled code for the commonest shape.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import orjson
 
 from deploysim.records import ROLES
 from deploysim.sources.formats.base import NON_TEXT_KEY, RowError, conversation_id
+from deploysim.sources.formats.openai_bytes import scan_bytes
+
+__all__ = ["NAME", "convert", "detect", "scan", "scan_bytes"]
 
 NAME = "openai"
 
