@@ -141,38 +141,32 @@ class SourceReader:
                     if type(raw) is not bytes:
                         quarantine.add(line, raw.reason, raw.excerpt)
                         continue
-                    if scan_bytes is not None:
-                        fast = scan_bytes(raw)
-                        if fast is not None:
-                            accepted += 1
-                            conversations += len(fast)
-                            for t in fast:
-                                eligible += len(t)
-                            yield line, raw, None, fast
+                    # the fast paths: the row's bytes (compiled), else its decoded dict
+                    fast = scan_bytes(raw) if scan_bytes is not None else None
+                    if fast is None:
+                        try:
+                            row = loads(raw)
+                        except decode_error as err:
+                            if not raw.strip():
+                                read -= 1  # a whitespace-only line is blank, not a row
+                                continue
+                            quarantine.add(line, _decode_reason(raw, err), raw)
                             continue
-                    try:
-                        row = loads(raw)
-                    except decode_error as err:
-                        if not raw.strip():
-                            read -= 1  # a whitespace-only line is blank, not a row
+                        if type(row) is not dict:
+                            quarantine.add(line, f"row is a JSON {kind(row)}, expected an object", raw)
                             continue
-                        quarantine.add(line, _decode_reason(raw, err), raw)
-                        continue
-                    if type(row) is not dict:
-                        quarantine.add(line, f"row is a JSON {kind(row)}, expected an object", raw)
-                        continue
-                    if convert is None:
-                        quarantine.add(line, "no known format matches this file", raw)
-                        continue
-                    if scan is not None:
-                        fast = scan(row)
-                        if fast is not None:
-                            accepted += 1
-                            conversations += len(fast)
-                            for t in fast:
-                                eligible += len(t)
-                            yield line, raw, None, fast
+                        if convert is None:
+                            quarantine.add(line, "no known format matches this file", raw)
                             continue
+                        if scan is not None:
+                            fast = scan(row)
+                    if fast is not None:
+                        accepted += 1
+                        conversations += len(fast)
+                        for t in fast:
+                            eligible += len(t)
+                        yield line, raw, None, fast
+                        continue
                     try:
                         convs = convert(row, source=label, index=line)
                         turns = [check(c) for c in convs]
