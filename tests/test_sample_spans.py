@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import math
+from array import array
 from collections import Counter
 from itertools import pairwise, product
 from pathlib import Path
@@ -22,14 +23,15 @@ from scipy.stats import chisquare
 from deploysim.records import Quarantined
 from deploysim.sample import parallel, sampler, selection
 from deploysim.sample.config import SampleConfig
-from deploysim.sample.parallel import plan_source, span_capacity, span_count
+from deploysim.sample.parallel import draw_splits, merge_samples, plan_source, span_capacity, span_count
 from deploysim.sample.sampler import SampledPrefixes, sample_prefixes
-from deploysim.sample.selection import choose_from_parts, hypergeometric_split, merge_parts
+from deploysim.sample.selection import choose_from_parts, hypergeometric_split
+from deploysim.sample.spans import SpanResult
 from deploysim.sources import containers
 from deploysim.sources.config import SourceConfig
 from deploysim.sources.formats import FORMATS
 from deploysim.sources.reader import SourceReader
-from deploysim.sources.shards import open_span, plan_spans
+from deploysim.sources.shards import ByteSpan, open_span, plan_spans
 
 CONTEXTS = ["general_chat", "coding_assistant", "customer_support"]
 N_ROWS = 60
@@ -285,12 +287,20 @@ def test_span_capacity_is_the_expected_share_with_room_to_spare() -> None:
     assert span_capacity(1_000_000, 1, 8) > 1.1 * 1_000_000 / 8
 
 
-def test_merge_parts_needs_full_samples() -> None:
+def test_merge_needs_each_parts_whole_draw() -> None:
+    def span_result(population: int, turns: int, capacity: int) -> SpanResult:
+        packed = array("q", [1, 0, 0, 10, 0] * turns)
+        return SpanResult(span=ByteSpan(0, 0, 1), lines=1, read=1, accepted=1, quarantined=0,
+                          conversations=1, eligible_turns=population, quarantine_file=None,
+                          samples={None: (population, packed)}, capacity=capacity)
+
     gen = np.random.default_rng(0)
-    keep = merge_parts([(5, 3), (2, 2), (0, 0)], 3, gen)
-    assert sum(len(k) for k in keep) == 3 and all(len(set(k.tolist())) == len(k) for k in keep)
-    with pytest.raises(ValueError, match="must bring a sample of 3"):
-        merge_parts([(5, 2), (2, 2)], 3, gen)
+    full = {0: [span_result(5, 3, 3), span_result(2, 2, 3), span_result(0, 0, 3)]}
+    items = merge_samples(None, full, None, draw_splits(None, full, None, 3, gen), 0, gen)
+    assert len(items) == 3
+    short = {0: [span_result(5, 2, 3), span_result(2, 2, 3)]}  # 2 turns, not min(3, 5)
+    with pytest.raises(RuntimeError, match="brought 2 turns, not min"):
+        merge_samples(None, short, None, draw_splits(None, short, None, 3, gen), 0, gen)
     assert [len(k) for k in choose_from_parts([1, 2], [1, 2], gen)] == [1, 2]
     with pytest.raises(ValueError, match="cannot give the 2 items"):
         choose_from_parts([1, 2], [2, 1], gen)  # a sample below its share: the span is resampled

@@ -14,18 +14,14 @@ import orjson
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
-#: hex characters of a content hash (128 bits)
-HASH_LENGTH = 32
-
-
 def canonical_json(obj: Any) -> bytes:
     """Deterministic JSON bytes for ``obj`` (pydantic models are dumped in JSON mode)."""
-    if type(obj) is not dict and hasattr(obj, "model_dump"):
+    if hasattr(obj, "model_dump"):
         obj = obj.model_dump(mode="json")
     return orjson.dumps(obj, option=_OPTS)
 
 
-def content_hash(obj: Any, length: int = HASH_LENGTH) -> str:
+def content_hash(obj: Any, length: int = 32) -> str:
     """sha256 of the canonical JSON, hex, truncated to ``length`` characters (128 bits)."""
     return hashlib.sha256(canonical_json(obj)).hexdigest()[:length]
 

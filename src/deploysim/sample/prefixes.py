@@ -9,10 +9,9 @@ stored as a ``y_prod`` completion so it is graded like any other arm.
 
 from __future__ import annotations
 
-from hashlib import sha256 as _sha256
 from typing import Any
 
-from deploysim.hashing import HASH_LENGTH, canonical_json, content_hash
+from deploysim.hashing import content_hash
 from deploysim.records import Completion, Conversation, Prefix
 
 #: model name of ``y_prod`` completions when the log does not name the deployed model
@@ -71,15 +70,14 @@ def prefix_id(conversation_id: str, turn: int, prompt: list[dict[str, Any]],
     """:meth:`Prefix.make_id` computed on normalized dicts: the same canonical JSON as the
     records' ``model_dump(mode="json")`` (defaults filled in), so the same content hash.
     ``tests/test_sample_prefixes.py`` checks the two agree."""
-    key = {
+    return content_hash({
         "conversation_id": conversation_id,
         "turn_index": turn,
         # checked dicts carry no other keys than the fields, so merging in the defaults is the dump
         "messages": [{**_MESSAGE_DEFAULTS, **m} if not m.get("tool_calls") else _with_calls_dumped(m)
                      for m in prompt],
-        "tools": [{**_TOOL_DEFAULTS, **t} for t in tools] if tools else [],
-    }
-    return _sha256(canonical_json(key)).hexdigest()[:HASH_LENGTH]
+        "tools": [{**_TOOL_DEFAULTS, **t} for t in tools],
+    })
 
 
 #: field defaults of Message and ToolSpec, as dumped

@@ -285,10 +285,8 @@ class _Draw:
         merged = {i: list(results) for i, results in spans.items()}
         for i, positions in short.items():
             for j, result in zip(positions, again[i], strict=True):
-                before = merged[i][j]
-                if (result.read, result.accepted) != (before.read, before.accepted):
-                    raise ValueError(f"{self.sources[i].path} changed while it was being sampled")
                 merged[i][j] = result
+        _same_input(self.sources, _counts({}, spans), _counts({}, merged))
         return merged
 
     def readers(self, quarantine_dir: Path | None, sink: QuarantineSink | None) -> dict[int, SourceReader]:

@@ -12,10 +12,11 @@ Scheme (documented for users in docs/sources-and-sampling.md):
   allocation computed from counted strata sizes); within a stratum the draw is uniform.
 * **Parts.** A stream read in several independent parts (spans of a large file read by
   worker processes) gives each part its own selector, hence a uniform sample of
-  min(k, N_i) of its N_i candidates. :func:`merge_parts` combines them exactly: the numbers
-  taken from each part follow the multivariate hypergeometric distribution (the split of a
-  uniform k-subset of all N = Σ N_i candidates), :func:`hypergeometric_split`, and each part
-  gives a uniform subset of its sample of that size. The union is then a uniform k-subset
+  min(k_i, N_i) of its N_i candidates. They combine exactly: the numbers taken from each
+  part follow the multivariate hypergeometric distribution (the split of a uniform k-subset
+  of all N = Σ N_i candidates), :func:`hypergeometric_split`, and each part gives a uniform
+  subset of its sample of that size, :func:`choose_from_parts` (a part whose sample is
+  smaller than its share is sampled again first). The union is then a uniform k-subset
   of the whole stream. A conversation lies in one part, so the cap is applied exactly;
   strata are merged one by one with their quotas.
 * **Order.** The selected turns are shuffled with their own seeded generator, so any leading
@@ -140,7 +141,7 @@ class TurnSelector:
 
     def samples(self) -> dict[str | None, tuple[int, list[tuple[Any, int]]]]:
         """Per stratum (None when not stratified): its candidate count and its reservoir's
-        ``(ref, turn)`` items, in slot order (the input of :func:`merge_parts`)."""
+        ``(ref, turn)`` items, in slot order (the input of :func:`choose_from_parts`)."""
         if self._single is not None:
             return {None: (self.population, self._single.sample())}
         return {h: (r.seen, r.sample()) for h, r in sorted(self._strata.items())}
@@ -164,21 +165,6 @@ def hypergeometric_split(populations: Sequence[int], k: int, gen: np.random.Gene
     for position in random.Random(int(gen.integers(2**63))).sample(range(total), k):
         counts[bisect_right(bounds, position)] += 1
     return counts
-
-
-def merge_parts(parts: Sequence[tuple[int, int]], k: int, gen: np.random.Generator) -> list[np.ndarray]:
-    """Exact merge of per-part uniform samples into a uniform k-subset of all parts.
-
-    ``parts`` holds, per part, ``(N_i, len(sample_i))`` where sample_i is a uniform sample of
-    min(k, N_i) of the part's N_i items; returns, per part, the indices into sample_i to keep
-    (a uniform subset of the size :func:`hypergeometric_split` gives the part).
-    """
-    for population, size in parts:
-        if size != min(k, population):
-            raise ValueError(f"a part of {population} items must bring a sample of {min(k, population)}, "
-                             f"not {size}")
-    split = hypergeometric_split([population for population, _ in parts], k, gen)
-    return choose_from_parts([size for _, size in parts], split, gen)
 
 
 def choose_from_parts(sizes: Sequence[int], split: Sequence[int],

@@ -3,7 +3,7 @@
 One task per byte span of the file (:mod:`deploysim.sources.shards`): :func:`count_span`
 counts strata sizes (for proportional allocation), :func:`select_span` draws that span's
 part of the sample with its own :class:`TurnSelector` (the parent merges the parts exactly,
-:func:`~deploysim.sample.selection.merge_parts`), and :func:`build_chunk` turns a chunk of
+:mod:`deploysim.sample.parallel`), and :func:`build_chunk` turns a chunk of
 the final picks into prefix dicts. Tasks and results are plain picklable data and the
 functions are module-level, so they run under the ``spawn`` start method. A span hands back
 its kept turns packed, five integers each (line, position in row, byte offset, byte length,
