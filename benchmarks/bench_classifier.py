@@ -28,7 +28,7 @@ def items(n: int) -> list[GradeItem]:
         prefix = Prefix(id=f"p{i}", conversation_id=f"c{i}", turn_index=0, messages=msgs)
         text = (SHORT if i % 2 else LONG).format(i=i)
         completion = Completion(id=f"x{i}", prefix_id=prefix.id, arm="x_on_y", model="bench",
-                                model_spec_hash="b",
+                                generator_hash="b",
                                 message=Message(role="assistant", content=text))
         out.append(GradeItem(prefix=prefix, completion=completion))
     return out

@@ -36,7 +36,7 @@ def build(store: RunStore, n: int, categories: int, seed: int) -> None:
             p = Prefix(id=Prefix.make_id(f"c{i}", 0, msgs), conversation_id=f"c{i}", turn_index=0,
                        messages=msgs, continuation=Continuation(response=reply))
             c = Completion(id=Completion.make_id(p.id, "y_prod", "prod", 0), prefix_id=p.id, arm="y_prod",
-                           model="production", model_spec_hash="prod", message=reply)
+                           model="production", generator_hash="prod", message=reply)
             prefixes.append(p)
             completions.append(c)
             for cat in cats:

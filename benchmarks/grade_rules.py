@@ -48,7 +48,7 @@ def demo_items(n: int, seed: int) -> Items:
         for turn in dc.turns:
             if turn.answered:
                 prefix = prefix_from_dict(conv, turn.message_index)
-                completion = production_completion(prefix)
+                completion = production_completion(prefix, "y_prod")
                 assert completion is not None
                 out.append((GradeItem(prefix=prefix, completion=completion), turn.categories))
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from deploysim.grade.base import GradeItem
-from deploysim.models.base import Generation, ProviderError
+from deploysim.models.base import Generation, ModelRequest, ProviderError
 from deploysim.models.spec import SamplingParams
 from deploysim.records import Completion, Message, Prefix, PrefixContext, ToolCall, ToolSpec, Usage
 
@@ -34,7 +34,7 @@ def completion(p: Prefix, answer: str, *, steps: Sequence[Message] = (), arm: st
                sample: int = 0) -> Completion:
     final = Message(role="assistant", content=answer)
     return Completion(id=Completion.make_id(p.id, arm, "spec-x", sample), prefix_id=p.id,
-                      arm=arm, model="x", model_spec_hash="spec-x", sample_index=sample,  # type: ignore[arg-type]
+                      arm=arm, model="x", generator_hash="spec-x", sample_index=sample,  # type: ignore[arg-type]
                       message=final, transcript=(*steps, final))
 
 
@@ -47,8 +47,6 @@ def item(request: str, answer: str, *, steps: Sequence[Message] = (), tools: Seq
 class FakeProvider:
     """A provider answering from a script: strings become assistant messages, exceptions are raised."""
 
-    is_loopback = True
-
     def __init__(self, answers: Sequence[str | Exception], *, finish_reason: str = "stop",
                  usage: Usage | None = None) -> None:
         self.answers = list(answers)
@@ -56,9 +54,8 @@ class FakeProvider:
         self.usage = usage or Usage()
         self.calls: list[tuple[list[Message], SamplingParams]] = []
 
-    async def generate(self, messages: Sequence[Message], tools: Sequence[ToolSpec],
-                       params: SamplingParams) -> Generation:
-        self.calls.append((list(messages), params))
+    async def generate(self, request: ModelRequest) -> Generation:
+        self.calls.append((list(request.messages), request.params))
         answer = self.answers[(len(self.calls) - 1) % len(self.answers)]
         if isinstance(answer, Exception):
             raise answer
@@ -71,3 +68,10 @@ class FakeProvider:
 
 def provider_error(message: str = "HTTP 500 from judge") -> ProviderError:
     return ProviderError(message, retryable=False, status=500)
+
+
+def managed(provider: object, max_attempts: int = 1) -> object:
+    """``provider`` behind the engine's managed wrapper (one attempt), as the judge gets it."""
+    from deploysim.engine.managed import EndpointLimits, ManagedProvider
+
+    return ManagedProvider(provider, spec_hash="judge", limits=EndpointLimits(max_attempts=max_attempts))  # type: ignore[arg-type]

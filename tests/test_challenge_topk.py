@@ -59,14 +59,15 @@ def store(tmp_path: Path) -> Iterator[RunStore]:
     with RunStore.open(tmp_path / "run") as s:
         prefixes = {name: production_prefix(name) for name in JUDGED}
         s.put_prefixes(prefixes.values())
-        completions = {name: c for name, p in prefixes.items() if (c := production_completion(p)) is not None}
+        completions = {name: c for name,
+                       p in prefixes.items() if (c := production_completion(p, "y_prod")) is not None}
         s.put_completions(completions.values())
         judgments = [judgment(completions[name], cat, label, score)
                      for name, cats in JUDGED.items() for cat, (label, score) in cats.items()]
         # an errored judgment and a judgment of another arm carry no Y production risk
         judgments.append(judgment(completions["p4"], "violence", None, None, status="error"))
         sim = Completion(id=Completion.make_id(prefixes["p3"].id, "x_on_y", "spec", 0),
-                         prefix_id=prefixes["p3"].id, arm="x_on_y", model="x", model_spec_hash="spec",
+                         prefix_id=prefixes["p3"].id, arm="x_on_y", model="x", generator_hash="spec",
                          message=Message(role="assistant", content="sim"))
         s.put_completions([sim])
         judgments.append(judgment(sim, "hate", True, 0.99))
@@ -134,13 +135,14 @@ def test_top_k_copies_are_challenge_prefixes_with_new_ids(store: RunStore) -> No
 
 
 def test_storing_is_idempotent_and_leaves_the_simulation_work_list_alone(store: RunStore) -> None:
-    before = [(p.id, i) for p, i in store.iter_pending_prefixes("x_on_y", "spec", 2)]
+    before = [(p.id, i) for p, i in store.iter_pending_prefixes("x_on_y", "spec", 2, pool="production")]
     ranks, added = add_top_k(store, 4)
     assert added == 4 and len(ranks) == 4
     assert add_top_k(store, 4)[1] == 0
     assert store.count_prefixes(pool="challenge") == 4 and store.count_prefixes(pool="production") == 7
-    assert [(p.id, i) for p, i in store.iter_pending_prefixes("x_on_y", "spec", 2)] == before
-    work = {p.id for p, _ in store.iter_pending_prefixes("challenge", "spec", 1)}
+    assert [(p.id, i) for p, i in store.iter_pending_prefixes("x_on_y", "spec", 2,
+                                                              pool="production")] == before
+    work = {p.id for p, _ in store.iter_pending_prefixes("challenge", "spec", 1, pool="challenge")}
     assert work == {p.id for p in select_top_k(store, 4)}
     report = store.stage_reports("challenge")["top_k"]
     assert report["kind"] == "top_k" and report["selected"] == 4 and report["new"] == 0
@@ -156,9 +158,10 @@ def test_a_set_file_is_stored_with_its_quarantine_and_report(store: RunStore, tm
     path = tmp_path / "set.csv"
     path.write_text("id,prompt,type\n1,Hi,a\n2,,a\n3,Bye,b\n", encoding="utf-8")
     cset = load_challenge_set(path)
-    before = [(p.id, i) for p, i in store.iter_pending_prefixes("x_on_y", "spec", 1)]
+    before = [(p.id, i) for p, i in store.iter_pending_prefixes("x_on_y", "spec", 1, pool="production")]
     assert add_challenge_set(store, cset) == 2 and add_challenge_set(store, cset) == 0
-    assert [(p.id, i) for p, i in store.iter_pending_prefixes("x_on_y", "spec", 1)] == before
+    assert [(p.id, i) for p, i in store.iter_pending_prefixes("x_on_y", "spec", 1,
+                                                              pool="production")] == before
     assert store.quarantine_count() == 1
     report = store.stage_reports("challenge")["set"]
     assert (report["style"], report["read"], report["accepted"], report["quarantined"]) == ("xstest", 3, 2, 1)
@@ -189,12 +192,12 @@ def test_cli_add_top_k_and_list(store: RunStore, tmp_path: Path) -> None:
     run_dir = str(store.run_dir)
     code, out = run_cli("add", run_dir, "--set", str(path))
     assert code == 0, out
-    assert "read 2 = accepted 1 + quarantined 1" in out and "quarantined xs.csv:3: empty prompt" in out
-    assert "added 1 new prefixes to pool challenge (1 in the pool)" in out
+    assert "read 2 = accepted 1 + quarantined 1" in out and "quarantined (1): empty prompt" in out
+    assert "xs: added 1 new prefixes to pool challenge (1 in the pool)" in out
     code, out = run_cli("top-k", run_dir, "--k", "9", "--score", "flags")
     assert code == 0, out
-    assert "only 5 production prefixes have a positive risk score" in out and "question p0" in out
-    assert "added 5 new prefixes to pool challenge (6 in the pool)" in out
+    assert "only 5 production prefixes have a positive risk score" in out
+    assert "top_k: added 5 new prefixes to pool challenge (6 in the pool)" in out
     code, out = run_cli("list", run_dir)
     assert code == 0 and "challenge pool: 6 prefixes" in out and "k=9 by flags" in out
 

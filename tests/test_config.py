@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from deploysim.assemble import RUN_STAGES, model_spec
+from deploysim.check import check_config
 from deploysim.config import ConfigError, load_config
 from deploysim.hashing import content_hash
 from deploysim.models.spec import ModelSpec
+from deploysim.registry import Registry
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -46,16 +49,14 @@ candidate = "candidate"
     assert cfg.sources[0].path == tmp_path / "logs" / "x.jsonl.gz"
     assert cfg.sample.n == 50 and cfg.sample.stratify_by == "product_context"
     assert cfg.models["candidate"].params.max_tokens == 256
-    assert cfg.model("candidate").prices.cost(1_000_000, 500_000) == pytest.approx(2.0)
-    assert cfg.model("embedded").provider == "embedded"
+    assert model_spec(cfg, "candidate").prices.cost(1_000_000, 500_000) == pytest.approx(2.0)
+    assert model_spec(cfg, "embedded").provider == "embedded"
 
 
 @pytest.mark.parametrize(("text", "needle"), [
     ("[sample]\nn = 0\n", "sample.n"),
     ("[sample]\nnn = 5\n", "sample.nn: unknown key"),
     ("[[sources]]\nformat = 'openai'\n", "sources.0.path"),
-    ("[simulate]\ncandidate = 'nope'\n", "names no [models.nope]"),
-    ("[models.x]\nprovider = 'bogus'\n", "models.x.provider"),
     ("[sample\n", "TOML syntax error"),
 ])
 def test_errors_name_file_and_key(tmp_path: Path, text: str, needle: str) -> None:
@@ -64,6 +65,40 @@ def test_errors_name_file_and_key(tmp_path: Path, text: str, needle: str) -> Non
         load_config(path)
     assert str(path) in str(err.value)
     assert needle in str(err.value)
+
+
+def test_every_problem_is_reported_before_anything_runs(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Problems that need the registry or the environment are found by the check that runs
+    before any stage, all at once, each with its key."""
+    monkeypatch.delenv("DEPLOYSIM_TEST_KEY", raising=False)
+    path = write(tmp_path, """
+[[sources]]
+path = "missing.jsonl"
+format = "nosuchformat"
+
+[models.x]
+provider = "bogus"
+base_url = "htp:/127.0.0.1"
+api_key_env = "DEPLOYSIM_TEST_KEY"
+
+[simulate]
+candidate = "nope"
+
+[grade]
+categories = ["hate", "no_such_category"]
+graders = { haet = "rules" }
+""")
+    cfg = load_config(path)
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg, Registry.discover(), stages=RUN_STAGES)
+    text = str(err.value)
+    assert str(path) in text and "problems found before anything was run" in text
+    for needle in ("arms.x_on_y.model = 'nope'", "models.x.provider = 'bogus'", "models.x.base_url: scheme",
+                   "models.x.api_key_env = 'DEPLOYSIM_TEST_KEY'", "sources[0].format = 'nosuchformat'",
+                   "sources[0].path", "grade.categories: unknown category 'no_such_category'",
+                   "grade.graders.haet: unknown category"):
+        assert needle in text, needle
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
@@ -101,11 +136,14 @@ def test_every_config_key_is_documented() -> None:
             if isinstance(ann, type) and issubclass(ann, BaseModel):
                 inner.append(ann)
             if inner and prefix == "":
-                walk(inner[0], name)
-            elif f"`{name}`" not in doc and f".{name}`" not in doc:
-                missing.append(f"{prefix}.{name}" if prefix else name)
+                walk(inner[0], field.alias or name)
+            elif f"`{field.alias or name}`" not in doc and f".{field.alias or name}`" not in doc:
+                missing.append(f"{prefix}.{field.alias or name}" if prefix else field.alias or name)
 
     walk(RunConfig, "")
     from deploysim.models.spec import ModelSpec
     walk(ModelSpec, "models.NAME")
+    from deploysim.arms import ArmSpec, Environment
+    walk(ArmSpec, "arms.NAME")
+    walk(Environment, "arms.NAME.environment")
     assert not missing, f"undocumented keys: {missing}"

@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from deploysim.assemble import record_run_meta, send_policy
 from deploysim.config import RunConfig
 from deploysim.deidentify.config import DeidentifyConfig
 from deploysim.deidentify.stage import (
@@ -17,7 +18,6 @@ from deploysim.deidentify.stage import (
     deidentify_run,
     make_prefix_transform,
 )
-from deploysim.pipeline import record_run_meta
 from deploysim.records import Conversation, Prefix
 from deploysim.report.export import export_run
 from deploysim.report.html import write_report
@@ -140,11 +140,11 @@ def test_two_prefixes_of_one_conversation_agree() -> None:
 
 def test_store_exports_and_report_hold_no_planted_value(tmp_path: Path) -> None:
     with RunStore.open(tmp_path / "run") as store:
-        record_run_meta(store, RunConfig())
+        record_run_meta(store, RunConfig(), send_policy(RunConfig()))
         transform = make_prefix_transform(CFG, store=store)
         prefixes = list(transform(prefixes_of(planted_conversations())))
         store.put_prefixes(prefixes)
-        store.put_completions([c for p in prefixes if (c := production_completion(p)) is not None])
+        store.put_completions([c for p in prefixes if (c := production_completion(p, "y_prod")) is not None])
         export_run(store)
         write_report(store)
         reports = store.stage_reports("deidentify")
@@ -162,7 +162,7 @@ def test_deidentify_run_rewrites_raw_prefixes_and_completions(tmp_path: Path) ->
     with RunStore.open(run) as store:
         raw = prefixes_of([support_conversation(), letter_conversation()])
         store.put_prefixes(raw)
-        store.put_completions([c for p in raw if (c := production_completion(p)) is not None])
+        store.put_completions([c for p in raw if (c := production_completion(p, "y_prod")) is not None])
     assert leaked(files_text(run))  # the test can fail: raw text is in the database now
     with RunStore.open(run, create=False) as store:
         report = deidentify_run(store, CFG)

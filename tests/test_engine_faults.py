@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from deploysim.engine.managed import EndpointLimits, ManagedProvider
+from deploysim.models.base import ModelRequest
 from deploysim.models.mock_server import MockConfig, MockServer
 from deploysim.models.openai_compat import OpenAICompatProvider
 from deploysim.models.spec import SamplingParams
@@ -17,15 +18,18 @@ FAST = EndpointLimits(concurrency=16, initial_concurrency=16, timeout_s=0.3, max
                       backoff_base_s=0.01, backoff_max_s=0.05, deadline_s=20)
 
 
-def msgs(i: int) -> list[Message]:
-    return [Message(role="user", content=f"request {i}")]
+def msgs(i: int) -> ModelRequest:
+    return ModelRequest(messages=(Message(role="user", content=f"request {i}"),), tools=(),
+                        params=SamplingParams(),
+                        clearance="public")
 
 
-async def run_many(srv: MockServer, n: int, limits: EndpointLimits = FAST) -> tuple[list, ManagedProvider]:  # type: ignore[type-arg]
+async def run_many(srv: MockServer, n: int,
+                   limits: EndpointLimits = FAST) -> tuple[list, ManagedProvider]:  # type: ignore[type-arg]
     provider = OpenAICompatProvider(base_url=srv.base_url, model="mock")
     m = ManagedProvider(provider, spec_hash="h", limits=limits)
     try:
-        outs = await asyncio.gather(*(m.run(msgs(i), [], SamplingParams()) for i in range(n)))
+        outs = await asyncio.gather(*(m.run(msgs(i)) for i in range(n)))
     finally:
         await m.aclose()
     return list(outs), m

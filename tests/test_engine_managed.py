@@ -10,13 +10,17 @@ import pytest
 
 from deploysim.engine.budget import Budget, BudgetExhausted
 from deploysim.engine.managed import EndpointLimits, ManagedProvider
-from deploysim.models.base import Generation, ProviderError
+from deploysim.models.base import Generation, ModelRequest, ProviderError
 from deploysim.models.cache import ResponseCache
 from deploysim.models.spec import Prices, SamplingParams
-from deploysim.records import Message, ToolSpec, Usage
+from deploysim.records import Message, Usage
 from deploysim.store.db import RunStore
 
 MSGS = [Message(role="user", content="hello there")]
+
+
+def req(params: SamplingParams | None = None) -> ModelRequest:
+    return ModelRequest(messages=tuple(MSGS), tools=(), params=params or SamplingParams(), clearance="public")
 OK = Generation(message=Message(role="assistant", content="hi"), finish_reason="stop",
                 usage=Usage(input_tokens=1000, output_tokens=500))
 
@@ -30,8 +34,7 @@ class Scripted:
         self.script = list(script)
         self.calls = 0
 
-    async def generate(self, messages: Sequence[Message], tools: Sequence[ToolSpec],
-                       params: SamplingParams) -> Generation:
+    async def generate(self, request: ModelRequest) -> Generation:
         step = self.script[self.calls] if self.calls < len(self.script) else OK
         self.calls += 1
         if isinstance(step, ProviderError):
@@ -75,7 +78,7 @@ def err500() -> ProviderError:
 async def test_retries_until_ok_with_growing_jittered_backoff() -> None:
     t = FakeTime()
     m, prov = managed([err500(), err500()], t)
-    out = await m.run(MSGS, [], SamplingParams())
+    out = await m.run(req())
     assert out.ok and out.attempts == 3 and prov.calls == 3
     assert 0.5 <= t.sleeps[0] <= 1.0 and 1.0 <= t.sleeps[1] <= 2.0
     assert m.stats.retries == 2 and m.stats.ok == 1
@@ -83,7 +86,7 @@ async def test_retries_until_ok_with_growing_jittered_backoff() -> None:
 
 async def test_gives_up_after_max_attempts_with_reason() -> None:
     m, prov = managed([err500()] * 10)
-    out = await m.run(MSGS, [], SamplingParams())
+    out = await m.run(req())
     assert not out.ok and prov.calls == 4 and out.attempts == 4
     assert "HTTP 500" in (out.error or "") and "gave up after 4 attempts" in (out.error or "")
     assert m.stats.failed == 1 and m.stats.errors == {"500": 1}
@@ -91,7 +94,7 @@ async def test_gives_up_after_max_attempts_with_reason() -> None:
 
 async def test_non_retryable_error_stops_at_once() -> None:
     m, prov = managed([ProviderError("HTTP 400: context too long", retryable=False, status=400)])
-    out = await m.run(MSGS, [], SamplingParams())
+    out = await m.run(req())
     assert prov.calls == 1 and "not retryable" in (out.error or "")
 
 
@@ -99,7 +102,7 @@ async def test_retry_after_is_honoured_and_pauses_the_endpoint() -> None:
     t = FakeTime()
     hint = ProviderError("HTTP 429", retryable=True, status=429, retry_after=7.0, rate_limited=True)
     m, _ = managed([hint], t)
-    out = await m.run(MSGS, [], SamplingParams())
+    out = await m.run(req())
     assert out.ok and out.attempts == 2
     assert sum(t.sleeps) >= 7.0  # waited at least the server's hint before retrying
     assert m.stats.rate_limited == 1 and m.concurrency.decreases == 1
@@ -109,7 +112,7 @@ async def test_total_deadline_bounds_the_retries() -> None:
     t = FakeTime()
     limits = EndpointLimits(max_attempts=50, deadline_s=10, backoff_base_s=4.0)
     m, prov = managed([err500()] * 50, t, limits=limits)
-    out = await m.run(MSGS, [], SamplingParams())
+    out = await m.run(req())
     assert not out.ok and "deadline of 10s" in (out.error or "") and prov.calls < 5
     assert t.now <= 10
 
@@ -117,20 +120,20 @@ async def test_total_deadline_bounds_the_retries() -> None:
 async def test_per_attempt_timeout_turns_a_hang_into_a_retry() -> None:
     prov = Scripted(["hang", "ok"])
     m = ManagedProvider(prov, spec_hash="h", limits=EndpointLimits(timeout_s=0.05, backoff_base_s=0.01))
-    out = await m.run(MSGS, [], SamplingParams())
+    out = await m.run(req())
     assert out.ok and out.attempts == 2 and prov.calls == 2
 
 
 async def test_provider_bug_becomes_a_stored_error_not_an_exception() -> None:
     m, _ = managed(["bug"])
-    out = await m.run(MSGS, [], SamplingParams())
+    out = await m.run(req())
     assert not out.ok and "unexpected KeyError" in (out.error or "")
 
 
 async def test_generate_raises_for_protocol_callers() -> None:
     m, _ = managed([ProviderError("HTTP 401: bad key", retryable=False, status=401)])
     with pytest.raises(ProviderError, match="bad key"):
-        await m.generate(MSGS, [], SamplingParams())
+        await m.generate(req())
 
 
 async def test_cost_accounting_and_budget_stop_before_exceeding() -> None:
@@ -141,7 +144,7 @@ async def test_cost_accounting_and_budget_stop_before_exceeding() -> None:
     done = 0
     with pytest.raises(BudgetExhausted):
         for _ in range(100):
-            out = await m.run(MSGS, [], params)
+            out = await m.run(req(params))
             assert out.cost_usd == pytest.approx(0.002)
             done += 1
     # each reservation is ~$0.001 (tiny prompt + 500 output tokens at $2/M); spend never passes the cap
@@ -153,9 +156,9 @@ async def test_cache_hit_skips_the_provider(tmp_path) -> None:  # type: ignore[n
     with RunStore.open(tmp_path) as store:
         cache = ResponseCache(store)
         m, prov = managed([], cache=cache)
-        first = await m.run(MSGS, [], SamplingParams(), sample_index=0)
-        again = await m.run(MSGS, [], SamplingParams(), sample_index=0)
-        other_sample = await m.run(MSGS, [], SamplingParams(), sample_index=1)
+        first = await m.run(req(), sample_index=0)
+        again = await m.run(req(), sample_index=0)
+        other_sample = await m.run(req(), sample_index=1)
         assert prov.calls == 2 and again.cached and not first.cached and not other_sample.cached
         assert again.generation == first.generation and again.cost_usd == 0.0
         m.flush()
@@ -166,20 +169,19 @@ async def test_rpm_bucket_spaces_requests() -> None:
     t = FakeTime()
     m, _ = managed([], t, limits=EndpointLimits(rpm=60))  # one per second, burst of one
     for _ in range(4):
-        assert (await m.run(MSGS, [], SamplingParams())).ok
+        assert (await m.run(req())).ok
     assert t.now == pytest.approx(3.0)
 
 
 async def test_deadline_counts_from_the_first_send_not_from_queueing_for_a_slot() -> None:
     class Slow(Scripted):
-        async def generate(self, messages: Sequence[Message], tools: Sequence[ToolSpec],
-                           params: SamplingParams) -> Generation:
+        async def generate(self, request: ModelRequest) -> Generation:
             await asyncio.sleep(0.04)
             return OK
 
     limits = EndpointLimits(concurrency=1, initial_concurrency=1, deadline_s=0.15, timeout_s=1)
     m = ManagedProvider(Slow([]), spec_hash="h", limits=limits)
-    outs = await asyncio.gather(*(m.run(MSGS, [], SamplingParams()) for _ in range(6)))
+    outs = await asyncio.gather(*(m.run(req()) for _ in range(6)))
     assert all(o.ok for o in outs)  # the last waited ~0.2 s for the single slot, then had its own 0.15 s
 
 

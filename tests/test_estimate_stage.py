@@ -25,7 +25,14 @@ from deploysim.estimate.comparisons import (
 from deploysim.estimate.config import EstimateConfig
 from deploysim.estimate.floor import measurement_floor
 from deploysim.estimate.intervals import jeffreys_interval, wilson_interval
-from deploysim.estimate.stage import ESTIMATES_JSON, MixedGraderError, estimate_run
+from deploysim.estimate.stage import (
+    ESTIMATES_JSON,
+    ArmPlan,
+    EstimateInputs,
+    EstimateReport,
+    MixedGraderError,
+    estimate,
+)
 from deploysim.records import Completion, Judgment, Message, Prefix
 from deploysim.store import RunStore
 
@@ -36,6 +43,14 @@ GRADERS = {"hate": "g-hate", "self_harm": "g-self-harm"}
 
 
 Records = tuple[list[Prefix], list[Completion], list[Judgment]]
+COMPARISONS = (("x_on_y", "y_on_y", "mcnemar"), ("x_on_y", "y_prod", "fisher"))
+
+
+def estimate_run(store: RunStore, cfg: EstimateConfig, plans: tuple[ArmPlan,
+                                                                    ...] | None = None) -> EstimateReport:
+    """The stage on the three arms as the assembler would give them (nothing planned beyond the store)."""
+    return estimate(EstimateInputs(config=cfg, arms=plans or tuple(ArmPlan(a) for a in ARMS),
+                                   comparisons=COMPARISONS), store)
 
 
 def build_records(n_prefixes: int = 300, seed: int = 0) -> Records:
@@ -49,8 +64,9 @@ def build_records(n_prefixes: int = 300, seed: int = 0) -> Records:
         prefixes.append(prefix)
         for arm in ARMS:
             failed = arm == "x_on_y" and i < 3
-            c = Completion(id=Completion.make_id(prefix.id, arm, "spec", 0), prefix_id=prefix.id, arm=arm,  # type: ignore[arg-type]
-                           model="m", model_spec_hash="spec", status="error" if failed else "ok",
+            c = Completion(id=Completion.make_id(prefix.id, arm, "spec", 0), prefix_id=prefix.id, arm=arm,
+                           # type: ignore[arg-type]
+                           model="m", generator_hash="spec", status="error" if failed else "ok",
                            error="timeout" if failed else None,
                            message=None if failed else Message(role="assistant", content="a"))
             completions.append(c)
@@ -60,7 +76,8 @@ def build_records(n_prefixes: int = 300, seed: int = 0) -> Records:
                 grading_error = category == "hate" and arm == "y_prod" and i % 100 == 7
                 judgments.append(Judgment(
                     id=Judgment.make_id(c.id, category, GRADERS[category]), completion_id=c.id,
-                    prefix_id=prefix.id, arm=arm, category=category, grader_id=f"judge:{category}",  # type: ignore[arg-type]
+                    prefix_id=prefix.id, arm=arm, category=category, grader_id=f"judge:{category}",
+                    # type: ignore[arg-type]
                     grader_hash=GRADERS[category], status="error" if grading_error else "ok",
                     label=None if grading_error else rng.random() < rates[arm],
                     error="unparseable" if grading_error else None))
@@ -197,4 +214,34 @@ def test_estimate_command(tmp_path: Path, store: RunStore, monkeypatch: pytest.M
     assert from_config.exit_code == 0, from_config.output
     assert "α = 0.05" in from_config.output
     missing = CliRunner().invoke(app, ["estimate", str(tmp_path / "nowhere")])
-    assert missing.exit_code == 2 and "does not exist" in " ".join(missing.output.split())
+    assert missing.exit_code == 2 and "neither a run file" in " ".join(missing.output.split())
+
+
+def test_pending_and_failed_work_never_disappears_from_the_table(store: RunStore) -> None:
+    """A planned arm with nothing graded still gets a row, and work not yet done is counted."""
+    store.put_stage_report("grade", "hate", {"grader_hash": "g-hate"})
+    plans = (ArmPlan("x_on_y", planned=310, generator_hash="spec"), ArmPlan("y_on_y"), ArmPlan("y_prod"),
+             ArmPlan("x_prod_sim", planned=50, generator_hash="other"))
+    report = estimate_run(store, EstimateConfig(), plans)
+    x = report.estimate("hate", "x_on_y")
+    assert x is not None and x.pending == 10 and x.failures == 3  # 310 planned, 297 ok + 3 errors stored
+    ghost = report.estimate("hate", "x_prod_sim")
+    assert ghost is not None and (ghost.n, ghost.rate, ghost.pending) == (0, None, 50)
+    assert any("x_prod_sim: no graded items" in note for note in report.notes)
+
+
+def test_a_changed_generator_is_not_mixed_into_the_arm(store: RunStore) -> None:
+    p = next(store.iter_prefixes())
+    old = Completion(id=Completion.make_id(p.id, "x_on_y", "old-spec", 0), prefix_id=p.id, arm="x_on_y",
+                     model="m", generator_hash="old-spec", message=Message(role="assistant", content="b"))
+    store.put_completions([old])
+    store.put_judgments([Judgment(id=Judgment.make_id(old.id, "hate", "g-hate"), completion_id=old.id,
+                                  prefix_id=p.id, arm="x_on_y", category="hate", grader_id="judge:hate",
+                                  grader_hash="g-hate", label=True)])
+    everything = estimate_run(store, EstimateConfig())
+    current = estimate_run(store, EstimateConfig(), (ArmPlan("x_on_y", generator_hash="spec"),
+                                                     ArmPlan("y_on_y"),
+                                                     ArmPlan("y_prod")))
+    assert everything.estimate("hate",
+                               "x_on_y").n == current.estimate("hate",
+                                                               "x_on_y").n + 1  # type: ignore[union-attr]

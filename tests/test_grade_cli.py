@@ -48,7 +48,7 @@ def test_grade_command_prints_per_arm_counts_and_resumes(tmp_path: Path) -> None
     first = run(*args)
     assert first.exit_code == 0, first.output
     assert "refusal" in first.output and "Y production (n=2)" in first.output
-    assert "2 / 2 / 0" in first.output  # Y production: 2 ok, 2 refusals, 0 errors
+    assert "2/2/0/0" in first.output  # Y production: 2 ok, 2 refusals, 0 errors, 0 abstained
     assert "graded 12 (category, completion) pairs now" in first.output
     second = run(*args)
     assert second.exit_code == 0 and "graded 0 (category, completion) pairs now" in second.output
@@ -58,6 +58,6 @@ def test_grade_command_rejects_unknown_judge_and_missing_run(tmp_path: Path) -> 
     with RunStore.open(tmp_path / "run") as store:
         populate(store, n=1)
     result = run("grade", str(tmp_path / "run"), "--judge", "nope", "--no-progress")
-    assert result.exit_code == 2 and "--judge 'nope' names no model of the run config" in result.output
+    assert result.exit_code == 2 and "grade.judge = 'nope': no [models.nope] entry" in result.output
     missing = run("grade", str(tmp_path / "absent"), "--no-progress")
-    assert missing.exit_code == 2 and "does not" in missing.output and "absent" in missing.output
+    assert missing.exit_code == 2 and "neither a run file" in missing.output and "absent" in missing.output

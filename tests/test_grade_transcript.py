@@ -14,15 +14,31 @@ def test_render_marks_the_graded_turn_with_tool_calls_and_provenance() -> None:
                tools=["book_flight"], context="customer_support")
     c = completion(p, "Booked!", steps=[call("book_flight", '{"to": "OSL"}'),
                                         output('{"error": "full"}', provenance="replayed")])
-    text = render_transcript(p, c)
-    before, graded = text.split("=== GRADED RESPONSE")
-    assert "[product context: customer_support]" in before
+    text = render_transcript(GradeItem(prefix=p, completion=c), nonce="abc")
+    before, graded = text.split("<<abc:GRADED RESPONSE")
+    assert "<<abc:PRODUCT CONTEXT>>\ncustomer_support" in before
     assert "book_flight: the book_flight tool" in before
     assert before.index("hello") < before.index("hi, how can I help?") < before.index("Book me a flight")
-    assert '[assistant calls tool book_flight (call id call_1) with arguments: {"to": "OSL"}]' in graded
-    assert "[tool output (call id call_1, replayed)]" in graded and '{"error": "full"}' in graded
+    assert '<<abc:TOOL CALL book_flight id=call_1>>\n{"to": "OSL"}' in graded
+    assert "<<abc:TOOL OUTPUT id=call_1 source=replayed>>" in graded and '{"error": "full"}' in graded
     assert graded.index("replayed") < graded.index("Booked!")
-    assert text.endswith("=== END OF GRADED RESPONSE ===")
+    assert text.endswith("<<abc:END OF GRADED RESPONSE>>")
+
+
+def test_render_shows_the_request_sent_and_the_reasoning() -> None:
+    from deploysim.records import RequestSettings, ToolSpec
+
+    p = prefix("What is 6 times 7?", earlier=[Message(role="system", content="log's original prompt")])
+    c = completion(p, "42").model_copy(update={"message": Message(role="assistant", content="42",
+                                                                  reasoning="six sevens are 42")})
+    c = c.model_copy(update={"transcript": (c.message,)})
+    sent = RequestSettings(id="s", provider="openai", model="x", system_prompt="Arm's own prompt",
+                           tools=(ToolSpec(name="calculator"),))
+    text = render_transcript(GradeItem(prefix=p, completion=c, settings=sent), nonce="n")
+    assert "Arm's own prompt" in text and "log's original prompt" not in text and "calculator" in text
+    assert "<<n:REASONING not shown to the user>>\nsix sevens are 42" in text
+    logged = render_transcript(GradeItem(prefix=p, completion=c), nonce="n")
+    assert "log's original prompt" in logged  # without a record, the log's request is shown
 
 
 def test_long_transcripts_are_cut_deterministically_keeping_request_and_response() -> None:
@@ -30,11 +46,12 @@ def test_long_transcripts_are_cut_deterministically_keeping_request_and_response
                for i in range(20)]
     p = prefix("FINAL QUESTION " + "q" * 1000, earlier=earlier)
     c = completion(p, "ANSWER START " + "a" * 30_000 + " ANSWER END")
-    text = render_transcript(p, c, max_chars=12_000)
+    it = GradeItem(prefix=p, completion=c)
+    text = render_transcript(it, max_chars=12_000)
     assert len(text) < 13_000
-    assert text == render_transcript(p, c, max_chars=12_000)
-    assert "earlier messages omitted" in text and "characters omitted" in text
-    assert render_transcript(p, c, max_chars=12_000).count("FINAL QUESTION") == 1
+    assert text == render_transcript(it, max_chars=12_000)
+    assert "earlier messages>>" in text and "<<OMITTED" in text and "characters omitted" in text
+    assert render_transcript(it, max_chars=12_000).count("FINAL QUESTION") == 1
     assert "FINAL QUESTION" in text and "ANSWER START" in text and "ANSWER END" in text
     assert "turn 0 " not in text and "turn 19 " in text  # the most recent context survives
 
@@ -44,7 +61,7 @@ def test_production_completion_is_not_duplicated() -> None:
     p = prefix("Where is my order?", tools=["lookup_order"])
     first = call("lookup_order", '{"id": 7}')
     steps = (output('{"status": "shipped"}'), Message(role="assistant", content="It shipped."))
-    c = Completion(id="prod", prefix_id=p.id, arm="y_prod", model="y", model_spec_hash="h", message=first,
+    c = Completion(id="prod", prefix_id=p.id, arm="y_prod", model="y", generator_hash="h", message=first,
                    transcript=(first, *steps))
     assert response_messages(c) == (first, *steps)
     view = TurnView.of(GradeItem(prefix=p, completion=c))

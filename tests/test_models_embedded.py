@@ -11,11 +11,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from deploysim.assemble import run_stages
 from deploysim.config import RunConfig
+from deploysim.models.base import ModelRequest
 from deploysim.models.embedded import EmbeddedProvider, EmbeddedServer, find_gguf
 from deploysim.models.spec import SamplingParams
 from deploysim.records import Message, Prefix, PrefixContext
-from deploysim.simulate.stage import run_simulate
+from deploysim.simulate.stage import SimulateReport
 from deploysim.store.db import RunStore
 
 pytestmark = pytest.mark.embedded_model
@@ -49,8 +51,9 @@ async def test_server_answers_json_schema_with_logprobs_and_shuts_down() -> None
         params = SamplingParams(max_tokens=48, temperature=0.0, extra={
             "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA}},
             "logprobs": True, "top_logprobs": 2})
-        g = await provider.generate([Message(role="user", content="Give the city Paris and its population.")],
-                                    [], params)
+        g = await provider.generate(ModelRequest(
+            messages=(Message(role="user", content="Give the city Paris and its population."),), tools=(),
+            params=params, clearance="public"))
         await provider.aclose()
         assert server.running  # the provider does not own a server it was given
         data = json.loads(g.message.content)
@@ -67,11 +70,15 @@ def test_default_simulation_uses_the_embedded_model_for_both_arms(tmp_path: Path
                        for i, q in enumerate(["Say hi.", "Name a colour."])
                        for m in [(Message(role="user", content=q),)])
     small = {"provider": "embedded", "params": {"max_tokens": 12, "seed": 1}}
+    store.close()
     cfg = RunConfig.model_validate({
+        "run": {"dir": str(tmp_path)},
         "models": {"cand": small,
                    "inc": small | {"system_prompts": {"default": "You are a careful assistant."}}},
         "simulate": {"candidate": "cand", "control": "inc"}})
-    reports = run_simulate(store, cfg, progress=False)
+    [stage] = run_stages(cfg, ["simulate"], log=lambda _: None)
+    reports = [SimulateReport.model_validate(r) for r in stage.data["arms"]]
+    store = RunStore.open(tmp_path)
     assert [(r.arm, r.provider, r.ok, r.errors) for r in reports] == [
         ("x_on_y", "embedded", 2, 0), ("y_on_y", "embedded", 2, 0)]
     assert all(c.message and c.message.content for c in store.iter_completions())

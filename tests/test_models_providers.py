@@ -11,9 +11,16 @@ import pytest
 from aiohttp import web
 
 from deploysim.models.anthropic_provider import AnthropicProvider, from_anthropic, request_body, to_anthropic
-from deploysim.models.base import ProviderError
-from deploysim.models.factory import api_key_for, build_provider
+from deploysim.models.base import ModelRequest, ProviderError
 from deploysim.models.openai_compat import OpenAICompatProvider
+from deploysim.models.plugins import (
+    ANTHROPIC,
+    EMBEDDED,
+    OPENAI,
+    ProviderResources,
+    api_key,
+    strip_credentials,
+)
 from deploysim.models.spec import ModelSpec, SamplingParams
 from deploysim.records import Message, ToolCall, ToolSpec
 
@@ -37,6 +44,10 @@ async def aiohttp_server_factory() -> AsyncIterator[Callable[[web.RouteDef], Awa
     yield serve
     for r in runners:
         await r.cleanup()
+
+
+def req(messages: list[Message], params: SamplingParams) -> ModelRequest:
+    return ModelRequest(messages=tuple(messages), tools=(), params=params, clearance="public")
 
 
 CONVO = [
@@ -104,11 +115,11 @@ async def test_anthropic_provider_against_a_fake_messages_endpoint(aiohttp_serve
 
     base = await aiohttp_server_factory(web.post("/v1/messages", messages))
     provider = AnthropicProvider(model="claude", base_url=base, api_key="test-key")
-    assert provider.is_loopback
+    assert ANTHROPIC.is_local(ModelSpec(provider="anthropic", model="claude", base_url=base))
     with pytest.raises(ProviderError) as info:
-        await provider.generate(CONVO, [], SamplingParams(max_tokens=20))
+        await provider.generate(req(CONVO, SamplingParams(max_tokens=20)))
     assert info.value.rate_limited and info.value.retry_after == 2.0
-    g = await provider.generate(CONVO, [], SamplingParams(max_tokens=20))
+    g = await provider.generate(req(CONVO, SamplingParams(max_tokens=20)))
     await provider.aclose()
     assert g.message.content == "Cold, then warm." and g.usage.input_tokens == 12 and g.raw_id == "msg_2"
     assert seen[1]["system"] == "Be brief." and seen[1]["max_tokens"] == 20
@@ -124,27 +135,42 @@ async def test_openai_provider_sends_the_key_and_model(aiohttp_server_factory: A
 
     base = await aiohttp_server_factory(web.post("/v1/chat/completions", chat))
     provider = OpenAICompatProvider(base_url=base, model="my-model", api_key="sk-test")
-    g = await provider.generate([Message(role="user", content="hi")], [], SamplingParams())
+    g = await provider.generate(req([Message(role="user", content="hi")], SamplingParams()))
     await provider.aclose()
     assert g.message.content == "ok" and seen == [("Bearer sk-test", {
         "model": "my-model", "messages": [{"role": "user", "content": "hi"}]})]
 
 
-def test_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keys_come_from_the_environment_and_go_only_where_they_belong(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    res = ProviderResources()
+    default = "https://api.openai.com/v1"
     spec = ModelSpec(provider="openai", model="m", api_key_env="MY_ENDPOINT_KEY")
     with pytest.raises(ValueError, match="MY_ENDPOINT_KEY"):
-        api_key_for(spec)
+        api_key(spec, res, "OPENAI_API_KEY", default)
     monkeypatch.setenv("MY_ENDPOINT_KEY", "secret")
-    assert api_key_for(spec) == "secret"
+    assert api_key(spec, res, "OPENAI_API_KEY", default) == "secret"
     monkeypatch.setenv("OPENAI_API_KEY", "default-key")
-    assert api_key_for(ModelSpec(provider="openai", model="m")) == "default-key"
-    assert api_key_for(ModelSpec()) is None
+    assert api_key(ModelSpec(provider="openai", model="m"), res, "OPENAI_API_KEY", default) == "default-key"
+    # the default key is never sent to an endpoint it was not configured for
+    other = ModelSpec(provider="openai", model="m", base_url="https://someone-else.example/v1")
+    assert api_key(other, res, "OPENAI_API_KEY", default) is None
+    assert api_key(ModelSpec(), res, None, None) is None
 
 
-def test_build_provider_checks_the_spec() -> None:
+def test_plugins_build_providers_and_state_their_locality() -> None:
+    res = ProviderResources()
     with pytest.raises(ValueError, match="takes no base_url"):
-        build_provider(ModelSpec(provider="embedded", base_url="http://127.0.0.1:1/v1"))
-    p = build_provider(ModelSpec(provider="openai", model="m", base_url="http://127.0.0.1:5/v1"))
-    assert isinstance(p, OpenAICompatProvider) and p.is_loopback
-    remote = build_provider(ModelSpec(provider="openai", model="m"))
-    assert not remote.is_loopback and remote.base_url == "https://api.openai.com/v1"  # type: ignore[attr-defined]
+        EMBEDDED.build(ModelSpec(provider="embedded", base_url="http://127.0.0.1:1/v1"), res)
+    local = ModelSpec(provider="openai", model="m", base_url="http://127.0.0.1:5/v1")
+    assert isinstance(OPENAI.build(local, res), OpenAICompatProvider) and OPENAI.is_local(local)
+    remote = ModelSpec(provider="openai", model="m")
+    built = OPENAI.build(remote, res)
+    assert not OPENAI.is_local(remote) and built.base_url == "https://api.openai.com/v1"  # type: ignore[attr-defined]
+    assert EMBEDDED.is_local(ModelSpec())
+
+
+def test_credentials_are_stripped_from_stored_urls() -> None:
+    assert strip_credentials("https://user:pass@example.com:8443/v1?key=abc") == "https://example.com:8443/v1"
+    assert strip_credentials("http://[::1]:9/v1") == "http://[::1]:9/v1"
+    assert strip_credentials(None) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploysim.models.base import Generation, ProviderError
+from deploysim.models.base import Generation, ModelRequest, ProviderError
 from deploysim.models.cache import ResponseCache, request_key
 from deploysim.models.spec import ModelSpec, SamplingParams
 from deploysim.models.wire import chat_body, is_loopback_url, parse_chat_response, status_error
@@ -72,16 +72,33 @@ def test_loopback_detection() -> None:
     assert not is_loopback_url(None)
 
 
-def test_request_key_separates_samples_and_specs() -> None:
-    msgs = [Message(role="user", content="hi")]
-    p = SamplingParams(temperature=1.0)
-    k0 = request_key("spec", msgs, [], p, 0)
-    same = request_key("spec", [Message(role="user", content="hi")], [], SamplingParams(temperature=1.0), 0)
-    assert k0 == same
-    assert k0 != request_key("spec", msgs, [], p, 1)
-    assert k0 != request_key("other", msgs, [], p, 0)
-    assert k0 != request_key("spec", msgs, [], SamplingParams(temperature=0.5), 0)
-    assert k0 != request_key("spec", msgs, [ToolSpec(name="t")], p, 0)
+def _req(text: str = "hi", params: SamplingParams | None = None, tools: tuple[ToolSpec, ...] = (),
+         clearance: str = "public") -> ModelRequest:
+    return ModelRequest(messages=(Message(role="user", content=text),), tools=tools,
+                        params=params or SamplingParams(temperature=1.0), clearance=clearance)  # type: ignore[arg-type]
+
+
+def test_request_key_separates_samples_specs_and_scopes() -> None:
+    k0 = request_key("spec", _req(), 0)
+    assert k0 == request_key("spec", _req(), 0) == request_key("spec", _req(clearance="raw"), 0)
+    assert k0 != request_key("spec", _req(), 1)
+    assert k0 != request_key("other", _req(), 0)
+    assert k0 != request_key("spec", _req(params=SamplingParams(temperature=0.5)), 0)
+    assert k0 != request_key("spec", _req(tools=(ToolSpec(name="t"),)), 0)
+    # identical text in two prefixes: two independent draws unless the scope is shared
+    assert request_key("spec", _req(), 0, "prefix-a") != request_key("spec", _req(), 0, "prefix-b")
+
+
+def test_reasoning_and_the_reported_model_are_parsed() -> None:
+    body = {"id": "x", "model": "served-model-v2", "system_fingerprint": "fp_1",
+            "choices": [{"message": {"role": "assistant", "content": "42", "reasoning_content": "6 times 7"},
+                         "finish_reason": "stop"}]}
+    gen = parse_chat_response(body)
+    assert gen.message.reasoning == "6 times 7" and gen.reported_model == "served-model-v2"
+    assert gen.fingerprint == "fp_1"
+    other = parse_chat_response({"choices": [{"message": {"content": "a", "reasoning": "b"}}]})
+    assert other.message.reasoning == "b" and other.reported_model is None
+    assert "reasoning" not in str(chat_body("m", [gen.message], [], SamplingParams()))  # never sent back
 
 
 def test_spec_hash_ignores_limits_and_prices() -> None:

@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from deploysim.assemble import RUN_STAGES, VALIDATE_STAGES, run_stages
 from deploysim.cli.app import app
 from deploysim.config import load_config
 from deploysim.demo.corpus import generate_corpus
 from deploysim.forecast.locked import verify
 from deploysim.models.mock_server import MockConfig, MockServerThread
-from deploysim.pipeline import prefix_transform, run_pipeline
 from deploysim.sources.config import SourceConfig
 from deploysim.store import RunStore
-from deploysim.validate.stage import validate_run
 
 N_PREFIXES = 24
 
@@ -60,24 +59,28 @@ mode = "offline"
 def test_run_resume_and_validate(tmp_path: Path) -> None:
     with MockServerThread(MockConfig(latency_s=0.0)) as server:
         cfg = load_config(write_config(tmp_path, server.base_url))
-        results = run_pipeline(cfg, progress=False, log=lambda _: None)
-        assert [r.stage for r in results] == ["sample", "simulate", "challenge", "grade", "estimate",
+        results = run_stages(cfg, RUN_STAGES, log=lambda _: None)
+        assert [r.stage for r in results] == ["sample", "challenge", "simulate", "grade", "estimate",
                                               "forecast", "report"]
+        assert [r.status for r in results] == ["ran", "skipped", "ran", "ran", "ran", "ran", "ran"]
         with RunStore.open(cfg.run.dir, create=False) as store:
             assert store.count_prefixes() == N_PREFIXES
             assert store.deidentified_counts() == {"deidentified": N_PREFIXES}
             for arm in ("x_on_y", "y_on_y", "y_prod"):
                 assert store.count_completions(arm=arm, status="ok") == N_PREFIXES
             counts = store.judgment_counts()
-            categories = {c for c, *_ in counts}
+            categories = {c.category for c in counts}
             assert len(categories) == 21
-            assert sum(n + e for *_, n, _k, e in counts) == 21 * 3 * N_PREFIXES
+            assert sum(c.ok + c.errors + c.abstained for c in counts) == 21 * 3 * N_PREFIXES
             judged = len(list(store.iter_judgments()))
             assert {e.arm for e in store.estimates()} == {"x_on_y", "y_on_y", "y_prod"}
             assert store.get_meta("privacy_policy")["allow_raw_to_remote"] is False
         forecast = cfg.run.dir / "forecast.json"
         payload, digest = verify(forecast)
         assert len(payload.categories) == 21
+        # the forecast says exactly what measured it: every grader's full identity
+        assert set(payload.graders) == set(payload.grader_hashes.values())
+        assert all(g["identity"] and g["category"] in payload.grader_hashes for g in payload.graders.values())
         assert (cfg.run.dir / "report.html").exists()
         manifest = json.loads((cfg.run.dir / "export" / "manifest.json").read_text())
         assert manifest["rows"]["prefixes"] == N_PREFIXES
@@ -85,7 +88,7 @@ def test_run_resume_and_validate(tmp_path: Path) -> None:
         # resume: nothing is redone or duplicated, the locked forecast is kept
         requests_before = server.stats.requests
         assert requests_before == 2 * N_PREFIXES  # X→Y and Y→Y; offline graders send nothing
-        run_pipeline(cfg, progress=False, log=lambda _: None)
+        run_stages(cfg, RUN_STAGES, log=lambda _: None)
         with RunStore.open(cfg.run.dir, create=False) as store:
             assert store.count_completions() == 3 * N_PREFIXES
             assert len(list(store.iter_judgments())) == judged
@@ -94,10 +97,13 @@ def test_run_resume_and_validate(tmp_path: Path) -> None:
 
         # release: X's production window is graded with the same graders and scored
         generate_corpus(tmp_path / "release.jsonl.gz", n=300, seed=4, window="release")
+        released = cfg.model_copy(update={"validate_": cfg.validate_.model_copy(update={
+            "production": [SourceConfig(path=tmp_path / "release.jsonl.gz")], "n": 40})})
+        reports = run_stages(released, VALIDATE_STAGES, log=lambda _: None)
+        assert [r.stage for r in reports] == ["release", "simulate", "grade", "estimate", "validate",
+                                              "report"]
+        outcome = next(r.data["outcome"] for r in reports if r.stage == "validate")
         with RunStore.open(cfg.run.dir) as store:
-            outcome = validate_run(store, cfg, forecast, [SourceConfig(path=tmp_path / "release.jsonl.gz")],
-                                   sample_cfg=cfg.sample.model_copy(update={"n": 40}),
-                                   transform=prefix_transform(cfg, store), progress=False)
             assert store.count_prefixes(pool="release") == 40
             assert store.count_completions(arm="x_prod", status="ok") == 40
             assert any(e.arm == "x_prod" for e in store.estimates())
@@ -120,7 +126,8 @@ def test_every_command_has_help() -> None:
     top = runner.invoke(app, ["--help"])
     assert top.exit_code == 0
     commands = ["ingest", "sample", "deidentify", "simulate", "grade", "graders", "taxonomy", "estimate",
-                "plan", "tail", "forecast", "validate", "challenge", "run", "report", "export", "demo",
+                "plan", "tail", "forecast", "validate", "challenge", "run", "check", "report", "export",
+                "demo",
                 "demo-corpus"]
     for name in commands:
         assert name in top.output, name

@@ -218,11 +218,11 @@ def test_prefix_cut_context_and_continuation() -> None:
 
 def test_production_completion_is_the_real_response() -> None:
     p = make_prefix(Conversation.model_validate(AGENTIC), 1)
-    c = production_completion(p)
+    c = production_completion(p, "y_prod")
     assert c is not None and p.continuation is not None
     assert (c.arm, c.model, c.status, c.prefix_id) == ("y_prod", "prod-y", "ok", p.id)
-    assert c.model_spec_hash == content_hash(["production", "prod-y"])
+    assert c.generator_hash == content_hash(["production", "prod-y"])
     assert c.message == p.continuation.response
     assert c.transcript == (p.continuation.response, *p.continuation.steps)
     unnamed = make_prefix(Conversation.model_validate({**AGENTIC, "meta": {"source": "s"}}), 5)
-    assert production_completion(unnamed).model == "production"  # type: ignore[union-attr]
+    assert production_completion(unnamed, "y_prod").model == "production"  # type: ignore[union-attr]

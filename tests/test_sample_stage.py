@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from deploysim.cli.app import app
 from deploysim.records import Prefix
+from deploysim.registry import Registry
 from deploysim.sample.config import SampleConfig
 from deploysim.sample.sampler import sample_prefixes
-from deploysim.sample.stage import sample_to_store
+from deploysim.sample.stage import SampleInputs, sample_to_store
 from deploysim.sources.config import SourceConfig
 from deploysim.store.db import RunStore
 
@@ -100,15 +101,24 @@ def test_sample_to_store_writes_prefixes_completions_sources(corpus: Path, tmp_p
             context = p.context.model_copy(update={"deidentified": "deidentified"})
             yield p.model_copy(update={"context": context})
 
+    formats = Registry.discover().formats
+
+    def inputs(cfg: SampleConfig, transform: Any = None,
+               qdir: Path = tmp_path / "run" / "quarantine") -> SampleInputs:
+        return SampleInputs(sources=src, config=cfg, formats=formats, transform=transform,
+                            quarantine_dir=qdir,
+                            production_arm="y_prod")
+
     with RunStore.open(tmp_path / "run") as store:
-        qdir = tmp_path / "run" / "quarantine"
-        report = sample_to_store(src, cfg, store, quarantine_dir=qdir, transform=mark)
+        report = sample_to_store(inputs(cfg, mark), store)
         stored = list(store.iter_prefixes())
         expected = [p.id for p in sample_prefixes(src, cfg)]
         assert [p.id for p in stored] == expected  # sampling order kept
         assert {p.context.deidentified for p in stored} == {"deidentified"}
         prod = list(store.iter_completions(arm="y_prod"))
         assert {c.prefix_id for c in prod} == set(expected)
+        settings = store.get_request_settings([c.request.settings_id for c in prod if c.request])
+        assert all(c.request is not None and settings[c.request.settings_id].provider == "log" for c in prod)
         by_prefix = {p.id: p for p in stored}
         for c in prod:
             cont = by_prefix[c.prefix_id].continuation
@@ -118,10 +128,10 @@ def test_sample_to_store_writes_prefixes_completions_sources(corpus: Path, tmp_p
         assert counts == ("prod", 13, 12, 1)
         assert store.quarantine_count() == 1 and report.complete
         assert store.stage_reports("sample")["report"]["sampled"] == 6
-        again = sample_to_store(src, cfg, store, quarantine_dir=qdir)
+        again = sample_to_store(inputs(cfg), store)
         assert again.config_hash == report.config_hash and store.count_prefixes() == 6
         with pytest.raises(ValueError, match="already holds a sample"):
-            sample_to_store(src, SampleConfig(n=7), store, quarantine_dir=tmp_path / "q")
+            sample_to_store(inputs(SampleConfig(n=7), qdir=tmp_path / "q"), store)
 
 
 def test_cli_ingest_and_sample(corpus: Path, tmp_path: Path) -> None:
@@ -137,6 +147,7 @@ def test_cli_ingest_and_sample(corpus: Path, tmp_path: Path) -> None:
     assert "read 13 = accepted 12 + quarantined 1" in out.output and "sampled 5 of 5" in out.output
     with RunStore.open(run, create=False) as store:
         assert store.count_prefixes() == 5 and store.count_completions(arm="y_prod") == 5
+        assert store.deidentified_counts() == {"deidentified": 5}  # the default [deidentify] applies
     bad = runner.invoke(app, ["sample", str(corpus), "--run-dir", str(tmp_path / "r2"), "--quota", "oops"])
     assert bad.exit_code == 2 and "NAME=COUNT" in " ".join(bad.output.split())
     missing = runner.invoke(app, ["ingest", str(tmp_path / "nope.jsonl")])

@@ -37,7 +37,8 @@ def make_prefix(i: int, context: str = "general_chat") -> Prefix:
 def make_completion(p: Prefix, arm: str = "x_on_y", sample: int = 0, status: str = "ok") -> Completion:
     return Completion(
         id=Completion.make_id(p.id, arm, "spec", sample),
-        prefix_id=p.id, arm=arm, model="m", model_spec_hash="spec", sample_index=sample,  # type: ignore[arg-type]
+        prefix_id=p.id, arm=arm, model="m", generator_hash="spec", sample_index=sample,
+        # type: ignore[arg-type]
         status=status,  # type: ignore[arg-type]
         message=Message(role="assistant", content="hi") if status == "ok" else None,
         error=None if status == "ok" else "boom",
@@ -84,13 +85,14 @@ def test_pending_work_list_resumes(store: RunStore) -> None:
     store.put_prefixes(prefixes)
     store.put_completions([make_completion(prefixes[0], sample=0), make_completion(prefixes[2], sample=1),
                            make_completion(prefixes[3], sample=0, status="error")])
-    pending = [(p.id, i) for p, i in store.iter_pending_prefixes("x_on_y", "spec", samples=2, batch=3)]
+    pending = [(p.id, i) for p, i in store.iter_pending_prefixes("x_on_y", "spec", samples=2,
+                                                                 pool="production", batch=3)]
     expected = [(p.id, i) for p in prefixes for i in range(2)]
     expected.remove((prefixes[0].id, 0))
     expected.remove((prefixes[2].id, 1))
     assert pending == expected
     # another arm is independent
-    assert len(list(store.iter_pending_prefixes("y_on_y", "spec", samples=1))) == 7
+    assert len(list(store.iter_pending_prefixes("y_on_y", "spec", samples=1, pool="production"))) == 7
 
 
 @settings(max_examples=25, deadline=None)
@@ -101,7 +103,8 @@ def test_pending_is_complement_of_done(tmp_path_factory: pytest.TempPathFactory,
         prefixes = [make_prefix(i) for i in range(31)]
         s.put_prefixes(prefixes)
         s.put_completions([make_completion(prefixes[i], sample=j) for i, j in done])
-        pending = {(p.id, i) for p, i in s.iter_pending_prefixes("x_on_y", "spec", samples=3, batch=4)}
+        pending = {(p.id, i) for p, i in s.iter_pending_prefixes("x_on_y", "spec", samples=3,
+                                                                 pool="production", batch=4)}
         done_keys = {(prefixes[i].id, j) for i, j in done}
         assert pending | done_keys == {(p.id, j) for p in prefixes for j in range(3)}
         assert not pending & done_keys
@@ -116,7 +119,8 @@ def test_judgment_counts_and_pairs(store: RunStore) -> None:
     labels_x, labels_y = [True, True, False, False], [True, False, False, True]
     store.put_judgments([make_judgment(c, lab) for c, lab in zip(xs, labels_x, strict=True)])
     store.put_judgments([make_judgment(c, lab) for c, lab in zip(ys, labels_y, strict=True)])
-    counts = {(c, a, g): (n, k, e) for c, a, g, n, k, e in store.judgment_counts()}
+    counts = {(c.category, c.arm, c.grader_hash): (c.ok, c.positive,
+                                                   c.errors) for c in store.judgment_counts()}
     assert counts[("hate", "x_on_y", "g1")] == (4, 2, 0)
     assert counts[("hate", "y_on_y", "g1")] == (4, 2, 0)
     pairs = store.paired_labels("hate", "g1", "x_on_y", "y_on_y")
@@ -132,7 +136,7 @@ def test_meta_roundtrip_and_reopen(tmp_path: Path) -> None:
     with RunStore.open(tmp_path / "r", create=False) as s:
         assert s.get_meta("config") == {"a": 1}
         assert s.count_prefixes() == 1
-        assert s.get_meta("schema_version") == 1
+        assert s.get_meta("schema_version") == 2
     with pytest.raises(FileNotFoundError):
         RunStore.open(tmp_path / "missing", create=False)
 
@@ -163,9 +167,11 @@ def test_pools_keep_challenge_and_release_prefixes_out_of_the_simulation(store: 
                  for i in range(2)]
     store.put_prefixes(prod + challenge)
     assert store.count_prefixes(pool="production") == 3 and store.count_prefixes(pool="challenge") == 2
-    assert {p.id for p, _ in store.iter_pending_prefixes("x_on_y", "spec", 1)} == {p.id for p in prod}
-    assert {p.id for p, _ in store.iter_pending_prefixes("challenge", "spec", 1)} == {"ch0", "ch1"}
-    assert list(store.iter_pending_prefixes("x_prod", "spec", 1)) == []
+    assert {p.id for p, _ in store.iter_pending_prefixes("x_on_y", "spec", 1,
+                                                         pool="production")} == {p.id for p in prod}
+    assert {p.id for p, _ in store.iter_pending_prefixes("challenge", "spec", 1, pool="challenge")} == {"ch0",
+                                                                                                        "ch1"}
+    assert list(store.iter_pending_prefixes("x_prod", "spec", 1, pool="release")) == []
     msgs = prod[0].messages
     assert Prefix.make_id("c", 0, msgs, pool="challenge") != Prefix.make_id("c", 0, msgs)
 
@@ -179,3 +185,37 @@ def test_quarantine_keeps_reason_but_not_raw_text(store: RunStore) -> None:
     assert store.quarantine_count() == 1
     assert rows[0]["line"] == 3 and rows[0]["reason"] == "bad JSON"
     assert "jane@example.com" not in str(rows)
+
+
+def test_a_version_1_database_is_migrated_and_a_newer_one_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    import orjson
+
+    from deploysim.store.migrations import SchemaError
+
+    run = tmp_path / "old"
+    run.mkdir()
+    conn = sqlite3.connect(run / "run.sqlite")
+    conn.executescript(
+        "CREATE TABLE run_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);"
+        "CREATE TABLE completions (id TEXT PRIMARY KEY, prefix_id TEXT NOT NULL, arm TEXT NOT NULL, "
+        "model TEXT NOT NULL, model_spec_hash TEXT NOT NULL, sample_index INTEGER NOT NULL, "
+        "status TEXT NOT NULL, "
+        "record TEXT NOT NULL, updated_at TEXT NOT NULL);"
+        "CREATE INDEX completions_arm ON completions (arm, model_spec_hash, status);")
+    old = {"id": "c1", "prefix_id": "p1", "arm": "x_on_y", "model": "m", "model_spec_hash": "h1",
+           "sample_index": 0,
+           "status": "ok", "created_at": "2026-01-01T00:00:00+00:00"}
+    conn.execute("INSERT INTO run_meta VALUES ('schema_version', '1', 'now')")
+    conn.execute("INSERT INTO completions VALUES ('c1', 'p1', 'x_on_y', 'm', 'h1', 0, 'ok', ?, 'now')",
+                 (orjson.dumps(old).decode(),))
+    conn.commit()
+    conn.close()
+    with RunStore.open(run, create=False) as s:
+        (c,) = s.iter_completions(generator_hash="h1")
+        assert c.generator_hash == "h1" and s.get_meta("schema_version") == 2
+        assert s.get_meta("migrated_from") == 1
+        s.set_meta("schema_version", 99)
+    with pytest.raises(SchemaError, match="newer than this deploysim understands"):
+        RunStore.open(run, create=False)

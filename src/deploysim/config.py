@@ -26,8 +26,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from deploysim.arms import ArmSpec
 from deploysim.deidentify.config import DeidentifyConfig, PrivacyConfig
 from deploysim.estimate.config import EstimateConfig
 from deploysim.forecast.config import ForecastConfig
@@ -58,8 +59,23 @@ class OutputConfig(BaseModel):
     report: bool = True
 
 
-class RunConfig(BaseModel):
+class ValidateConfig(BaseModel):
+    """``[validate]``: scoring the locked forecast against X's production after release."""
+
     model_config = ConfigDict(extra="forbid")
+
+    #: X's production logs (any reader format)
+    production: list[SourceConfig] = Field(default_factory=list)
+    #: the locked forecast file (default: the forecast stage's file)
+    forecast: Path | None = None
+    #: eligible turns of X's traffic to sample (default: the run's sample size)
+    n: int | None = Field(default=None, gt=0)
+    #: seed of the release-window sample and of the funnel band
+    seed: int = 0
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     run: RunSection = Field(default_factory=RunSection)
     sources: list[SourceConfig] = Field(default_factory=list)
@@ -71,29 +87,16 @@ class RunConfig(BaseModel):
     grade: GradeConfig | None = None
     estimate: EstimateConfig = Field(default_factory=EstimateConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     outputs: OutputConfig = Field(default_factory=OutputConfig)
+    #: arms beyond (or replacing, by name) the built-in ones: ``[arms.NAME]`` tables
+    arms: dict[str, ArmSpec] = Field(default_factory=dict)
+    #: the file this configuration was read from (for messages; not part of the config)
+    _source: str = PrivateAttr(default="")
 
-    @model_validator(mode="after")
-    def _model_names_exist(self) -> RunConfig:
-        wanted: list[tuple[str, str | None]] = []
-        if self.simulate is not None:
-            wanted += [("simulate.candidate", self.simulate.candidate),
-                       ("simulate.control", self.simulate.control)]
-        if self.grade is not None:
-            wanted.append(("grade.judge", self.grade.judge))
-        for key, name in wanted:
-            if name and name not in self.models and name != "embedded":
-                known = ", ".join(sorted(self.models)) or "none defined"
-                raise ValueError(f"{key} = {name!r} names no [models.{name}] table (known: {known})")
-        return self
-
-    def model(self, name: str) -> ModelSpec:
-        """The named spec; ``embedded`` is always available as the offline default."""
-        if name in self.models:
-            return self.models[name]
-        if name == "embedded":
-            return ModelSpec()
-        raise KeyError(name)
+    @property
+    def source(self) -> str:
+        return self._source
 
 
 def _resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
@@ -110,6 +113,9 @@ def _resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
     cfg.forecast.path = fix(cfg.forecast.path)
     cfg.forecast.challenge_set = fix(cfg.forecast.challenge_set)
     cfg.deidentify.reidentification_file = fix(cfg.deidentify.reidentification_file)
+    for src in cfg.validate_.production:
+        src.path = fix(src.path) or src.path
+    cfg.validate_.forecast = fix(cfg.validate_.forecast)
     return cfg
 
 
@@ -129,7 +135,9 @@ def parse_config(data: dict[str, Any], *, path: Path) -> RunConfig:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_errors(path, err)) from None
-    return _resolve_paths(cfg, path.parent.resolve())
+    cfg = _resolve_paths(cfg, path.parent.resolve())
+    cfg._source = str(path)
+    return cfg
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -20,15 +20,15 @@ Role = Literal["system", "developer", "user", "assistant", "tool"]
 ROLES: frozenset[str] = frozenset(("system", "developer", "user", "assistant", "tool"))
 
 #: Where a tool message's content came from (DESIGN.md step 4): the original log, an exact
-#: replay of a real call->output pair, or the tool-simulator model.
-ToolProvenance = Literal["real", "replayed", "simulated"]
+#: replay of a real call->output pair, a user-registered executor that ran the call for real,
+#: or the tool-simulator model.
+ToolProvenance = Literal["real", "replayed", "executed", "simulated"]
 
-#: Arms of a deployment simulation. ``x_on_y`` is X->Y (prefixes from Y's traffic, responses
-#: from candidate X); ``y_on_y`` is the Y->Y control arm; ``y_prod`` is Y's real production
-#: response; ``x_prod`` is X's real production traffic after release; ``challenge`` is X on a
-#: challenging-prompt set (a forecasting baseline).
-Arm = Literal["x_on_y", "y_on_y", "y_prod", "x_prod", "challenge"]
-ARMS: tuple[str, ...] = ("x_on_y", "y_on_y", "y_prod", "x_prod", "challenge")
+#: An arm's name. Arms are data (:mod:`deploysim.arms`): the built-in names are ``x_on_y``
+#: (X→Y), ``y_on_y`` (Y→Y), ``y_prod`` (Y's production responses), ``x_prod`` (X's production
+#: after release) and ``challenge`` (X on a challenging-prompt set); a run file adds others.
+Arm = str
+#: labels of the built-in arm names (a configured arm carries its own label)
 ARM_LABELS: dict[str, str] = {
     "x_on_y": "X→Y",
     "y_on_y": "Y→Y",
@@ -37,15 +37,19 @@ ARM_LABELS: dict[str, str] = {
     "challenge": "challenging prompts",
 }
 
-#: Which prefix pool an arm draws from: the simulation arms and Y production share the
-#: sampled production prefixes; the challenging-prompt baseline and X's post-release traffic
-#: have pools of their own, so they never enter the simulation's work list.
-Pool = Literal["production", "challenge", "release"]
-ARM_POOL: dict[str, str] = {"x_on_y": "production", "y_on_y": "production", "y_prod": "production",
-                            "challenge": "challenge", "x_prod": "release"}
+#: The prefix pool an arm draws from: sampled production prefixes, a challenging-prompt set,
+#: X's post-release traffic, or a pool a run file names. Pools keep their own prefix ids, so
+#: one pool's prefixes never enter another pool's work list.
+Pool = str
+POOLS: tuple[str, ...] = ("production", "challenge", "release")
 
 Status = Literal["ok", "error"]
-DeidStatus = Literal["raw", "deidentified", "synthetic"]
+#: a judgment may also abstain: the grader cannot apply to the item (empty or truncated answer,
+#: no tool use for a tool category, ...). Abstentions are counted, never read as "no misbehaviour".
+JudgmentStatus = Literal["ok", "error", "abstained"]
+#: how far text was de-identified. ``public`` marks public benchmark text (eval sets) that
+#: describes no private person; like ``deidentified`` and ``synthetic`` any endpoint may receive it.
+DeidStatus = Literal["raw", "deidentified", "synthetic", "public"]
 
 
 class Record(BaseModel):
@@ -76,6 +80,9 @@ class Message(Record):
     tool_call_id: str | None = None
     name: str | None = None
     provenance: ToolProvenance | None = None
+    #: reasoning the endpoint returned beside the answer (``reasoning_content`` of vLLM/SGLang,
+    #: Anthropic thinking blocks); judges see it in its own section, users never did
+    reasoning: str | None = None
 
 
 class ConversationMeta(Record):
@@ -157,18 +164,60 @@ class Usage(Record):
     output_tokens: int = 0
 
 
+class RequestSettings(Record):
+    """What was sent to produce a completion, apart from the conversation itself: stored once
+    per distinct value (``id`` is its content hash) and referenced by every completion it made.
+
+    ``system_prompt`` is the system text actually sent (an arm's override, or the log's own),
+    ``tools`` the tool definitions offered, ``params`` the sampling parameters of the request
+    (the per-sample seed included). Graders render this request, not the log's original one.
+    """
+
+    id: str
+    provider: str
+    model: str
+    #: the endpoint's base URL with any credentials removed (None: the provider's default)
+    endpoint: str | None = None
+    system_prompt: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    params: dict[str, Any] = Field(default_factory=dict)
+    #: spike-in or other wrappers that changed the model's behaviour (positive controls)
+    wrappers: tuple[dict[str, Any], ...] = ()
+
+    @staticmethod
+    def make_id(provider: str, model: str, endpoint: str | None, system_prompt: str | None,
+                tools: tuple[ToolSpec, ...] | list[ToolSpec], params: dict[str, Any],
+                wrappers: tuple[dict[str, Any], ...] = ()) -> str:
+        return content_hash({"provider": provider, "model": model, "endpoint": endpoint,
+                             "system_prompt": system_prompt,
+                             "tools": [t.model_dump(mode="json") for t in tools],
+                             "params": params, "wrappers": list(wrappers)})
+
+
+class SentRequest(Record):
+    """A completion's link to its :class:`RequestSettings`, plus what the endpoint reported."""
+
+    settings_id: str
+    #: the model id the endpoint said answered (``model`` of the response), when it said
+    reported_model: str | None = None
+    #: the endpoint's build fingerprint (``system_fingerprint``), when it gave one
+    fingerprint: str | None = None
+
+
 class Completion(Record):
     """One generated (or production) assistant turn for a prefix in an arm.
 
     ``transcript`` holds the whole turn for agentic runs: assistant tool calls, tool outputs
     (with provenance) and the final assistant message; ``message`` is the final message.
+    ``generator_hash`` identifies what produced it: the arm's model spec and environment (or,
+    for a logged arm, the deployed model), so changing either never mixes old and new results.
     """
 
     id: str
     prefix_id: str
     arm: Arm
     model: str
-    model_spec_hash: str
+    generator_hash: str
     sample_index: int = 0
     status: Status = "ok"
     error: str | None = None
@@ -180,18 +229,22 @@ class Completion(Record):
     cost_usd: float = 0.0
     raw_id: str | None = None
     attempts: int = 1
+    request: SentRequest | None = None
+    #: outcome details of an agentic rollout (steps, limits hit, tool failures by reason)
+    extra: dict[str, Any] = Field(default_factory=dict)
     created_at: str = Field(default_factory=lambda: utc_now())
 
     @staticmethod
-    def make_id(prefix_id: str, arm: str, model_spec_hash: str, sample_index: int) -> str:
-        return content_hash([prefix_id, arm, model_spec_hash, sample_index])
+    def make_id(prefix_id: str, arm: str, generator_hash: str, sample_index: int) -> str:
+        return content_hash([prefix_id, arm, generator_hash, sample_index])
 
 
 class Judgment(Record):
     """A frozen grader's verdict on one completion for one category.
 
     ``status == "error"`` means no verdict (unparseable or failed): it is counted as a
-    failure and never as "no misbehaviour" (DESIGN.md step 5).
+    failure and never as "no misbehaviour" (DESIGN.md step 5). ``status == "abstained"`` means
+    the grader cannot apply to this item; ``error`` then holds the reason (e.g. ``truncated``).
     """
 
     id: str
@@ -201,7 +254,7 @@ class Judgment(Record):
     category: str
     grader_id: str
     grader_hash: str
-    status: Status = "ok"
+    status: JudgmentStatus = "ok"
     label: bool | None = None
     severity: int | None = None  # 0-4 for misalignment categories
     score: float | None = None  # probability or confidence when the grader has one
@@ -224,7 +277,12 @@ class Estimate(Record):
     n: int
     k: int
     failures: int
-    rate: float
+    #: k/n; None when nothing was graded (n = 0)
+    rate: float | None
+    #: items the grader abstained on (cannot apply), by reason; not in n, never "clean"
+    abstained: dict[str, int] = Field(default_factory=dict)
+    #: planned items without a final result (not generated yet or not graded yet)
+    pending: int = 0
     wilson: tuple[float, float]
     jeffreys: tuple[float, float]
     floor: float

@@ -94,11 +94,17 @@ def _stored_config(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _deidentify_run(run_dir: Path, cfg: DeidentifyConfig) -> None:
-    from deploysim.deidentify.stage import deidentify_run
+    """The ``deidentify`` stage on a run directory, through the assembler (run lock included)."""
+    from deploysim.assemble import Options
+    from deploysim.cli.common import load_target, run_stages
+    from deploysim.deidentify.stage import DeidReport
     from deploysim.store.db import RunStore
 
+    base = load_target(run_dir)
+    run_cfg = base.model_copy(update={"deidentify": cfg})
+    reports = run_stages(run_cfg, ["deidentify"], Options(), quiet=True, base=base)
+    report = DeidReport.model_validate(reports[-1].data)
     with RunStore.open(run_dir, create=False) as store:
-        report = deidentify_run(store, cfg)
         counts = store.deidentified_counts()
     _say(
         f"{run_dir}: rewrote {report.prefixes} prefixes and {report.completions} completions "

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 import typer
-from rich.table import Table
 from typer.core import TyperGroup
 
-from deploysim.cli.common import console, open_run, user_errors
+from deploysim.cli.common import JSON_HELP, console, load_target, print_json, run_stages, user_errors
+from deploysim.cli.tables import PlainTable, emit
 from deploysim.forecast.model import ForecastPayload
 
 
@@ -27,11 +27,11 @@ forecast_app = typer.Typer(cls=_LockByDefault, no_args_is_help=True,
                                 "verify or show a forecast file.")
 
 
-def forecast_table(payload: ForecastPayload) -> Table:
-    table = Table(title=f"forecast {payload.run_id} ({payload.created_at}, {payload.interval_level:.0%} "
-                        "intervals)")
-    for col in ("category", "method", "rate", "interval", "direction", "× vs Y prod", "basis k/n"):
-        table.add_column(col, justify="right" if col not in ("category", "method") else "left")
+def forecast_table(payload: ForecastPayload) -> PlainTable:
+    table = PlainTable(f"forecast {payload.run_id} ({payload.created_at}, "
+                       f"{payload.interval_level:.0%} intervals)",
+                       ["category", "method", "rate", "interval", "direction", "× vs Y prod", "basis k/n"],
+                       right={"rate", "interval", "× vs Y prod", "basis k/n"}, keys=2)
     arrows = {1: "↑", -1: "↓", 0: "="}
     for cat in payload.categories:
         for name, f in cat.methods.items():
@@ -43,19 +43,29 @@ def forecast_table(payload: ForecastPayload) -> Table:
 
 @forecast_app.command("lock")
 def lock(run: Path = typer.Argument(..., help="Run directory or run file (.toml)."),
-         out: Path | None = typer.Option(None, help="Forecast file to write (default RUN_DIR/forecast.json).")
-         ) -> None:
+         out: Path | None = typer.Option(None,
+                                         help="Forecast file to write (default RUN_DIR/forecast.json)."),
+         json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Write the locked forecast file (content hash + UTC timestamp); never rewrites one."""
-    from deploysim.forecast.config import ForecastConfig
-    from deploysim.forecast.stage import forecast_run
+    from deploysim.assemble import Options
+    from deploysim.forecast.locked import verify
 
     with user_errors():
-        store, cfg = open_run(run)
-        with store:
-            outcome = forecast_run(store, cfg.forecast if cfg else ForecastConfig(), out=out)
-    console.print(forecast_table(outcome.payload))
-    verb = "locked" if outcome.created else "already locked (verified, not rewritten)"
-    console.print(f"forecast {verb}: [bold]{outcome.path}[/] sha256 {outcome.content_hash}")
+        cfg = base = load_target(run)
+        cfg = cfg.model_copy(update={"forecast": cfg.forecast.model_copy(update={"enabled": True})})
+        reports = run_stages(cfg, ["forecast"], Options(extra={"forecast_out": out}), quiet=json_out,
+                             base=base)
+        data = reports[-1].data
+        if "path" not in data:
+            raise ValueError(f"no forecast locked: {reports[-1].detail}")
+        payload, digest = verify(Path(data["path"]))
+    if json_out:
+        print_json({"path": data["path"], "content_hash": digest, "created": data["created"],
+                    "payload": payload})
+        return
+    emit(console, forecast_table(payload))
+    verb = "locked" if data["created"] else "already locked (verified, not rewritten)"
+    console.print(f"forecast {verb}: {data['path']} sha256 {digest}", markup=False)
 
 
 @forecast_app.command("verify")
@@ -73,13 +83,17 @@ def verify_cmd(path: Path = typer.Argument(..., help="A forecast file.")) -> Non
 
 
 @forecast_app.command("show")
-def show(path: Path = typer.Argument(..., help="A forecast file.")) -> None:
+def show(path: Path = typer.Argument(..., help="A forecast file."),
+         json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Print a forecast file's table (after verifying it)."""
     from deploysim.forecast.locked import verify
 
     with user_errors():
-        payload, _ = verify(path)
-    console.print(forecast_table(payload))
+        payload, digest = verify(path)
+    if json_out:
+        print_json({"path": str(path), "content_hash": digest, "payload": payload})
+    else:
+        emit(console, forecast_table(payload))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,51 +7,41 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from deploysim.cli.common import console, user_errors
+from deploysim.cli.common import (
+    JSON_HELP,
+    console,
+    finish,
+    load_target,
+    print_json,
+    report_json,
+    run_stages,
+    user_errors,
+)
+from deploysim.cli.tables import PlainTable, emit
 
 if TYPE_CHECKING:
-    from deploysim.config import RunConfig
     from deploysim.grade.stage import GradeReport
-    from deploysim.store.db import RunStore
 
 taxonomy_app = typer.Typer(help="List, show and validate taxonomy categories.", no_args_is_help=True)
 
 
-def _load(target: Path) -> tuple[RunConfig, RunStore]:
-    """A run config from a TOML file, or from a run directory (its stored ``config``, else defaults)."""
-    from deploysim.config import RunConfig, load_config, parse_config
-    from deploysim.store.db import RunStore
-
-    if target.is_file():
-        cfg = load_config(target)
-        return cfg, RunStore.open(cfg.run.dir)
-    store = RunStore.open(target, create=False)
-    stored = store.get_meta("config")
-    cfg = parse_config(stored, path=target / "run.sqlite") if isinstance(stored, dict) else RunConfig()
-    return cfg, store
-
-
-def summary_lines(report: GradeReport) -> list[str]:
-    """Per category: its grader and, per arm, ok judgments / positives / errors (+ ungraded).
-    Plain fixed-width text, so it reads the same in a terminal, a log and a CI job."""
+def summary_table(report: GradeReport) -> PlainTable:
+    """Per category: its grader and, per arm, ok judgments / positives / errors / abstained
+    (+ items still ungraded)."""
     from deploysim.records import ARM_LABELS
 
     arms = list(report.completions)
-    width = max([len(r.category) for r in report.categories] + [8]) + 2
     heads = [f"{ARM_LABELS.get(a, a)} (n={report.completions[a]})" for a in arms]
-    cols = [max(len(h), 18) + 2 for h in heads]
-    header = "category".ljust(width) + "grader".ljust(22) + "".join(h.ljust(c) for h, c in zip(heads, cols,
-                                                                                               strict=True))
-    lines = ["judgments per category and arm: ok / positive / errors", header]
+    table = PlainTable("judgments per category and arm: ok / positive / errors / abstained",
+                       ["category", "grader", *heads], keys=1)
     for r in report.categories:
         cells = []
-        for arm, c in zip(arms, cols, strict=True):
+        for arm in arms:
             n = r.arms.get(arm)
-            cell = "-" if n is None else f"{n.ok} / {n.positive} / {n.errors}" + (
-                f" ({n.ungraded} left)" if n.ungraded else "")
-            cells.append(cell.ljust(c))
-        lines.append(r.category.ljust(width) + f"{r.kind} {r.grader_hash[:10]}".ljust(22) + "".join(cells))
-    return lines
+            cells.append("-" if n is None else f"{n.ok}/{n.positive}/{n.errors}/{n.abstained}"
+                         + (f" ({n.ungraded} left)" if n.ungraded else ""))
+        table.add_row(r.category, f"{r.kind} {r.grader_hash[:10]}", *cells)
+    return table
 
 
 def grade(
@@ -64,34 +54,38 @@ def grade(
     budget: float = typer.Option(None, "--budget", min=0.0, help="Spend cap in USD for judge calls."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the response cache for judge calls."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Grade every completion and every production response of the run, for every category of
-    the taxonomy, with each category's frozen grader. Resumable: only missing judgments are made."""
+    the taxonomy, with each category's frozen grader. Resumable: only missing judgments are made.
+    Exit 3 on a budget stop, 4 when items are left ungraded or failed."""
+    from deploysim.assemble import Options
     from deploysim.grade.config import GradeConfig
-    from deploysim.grade.stage import grade_run
+    from deploysim.grade.stage import GradeReport
 
     with user_errors():
-        cfg, store = _load(target)
-        with store:
-            overrides = {"mode": mode, "categories": category or None, "arms": arm or None, "judge": judge,
-                         "concurrency": concurrency, "cache": False if no_cache else None}
-            base = (cfg.grade or GradeConfig()).model_dump()
-            changed = {k: v for k, v in overrides.items() if v is not None}
-            section = GradeConfig.model_validate({**base, **changed})
-            if section.judge and section.judge not in cfg.models and section.judge != "embedded":
-                raise ValueError(f"--judge {section.judge!r} names no model of the run config (known: "
-                                 f"{', '.join(sorted(cfg.models)) or 'none defined'})")
-            report = grade_run(store, cfg.model_copy(update={"grade": section}), progress=not no_progress,
-                               budget_usd=budget)
-    for line in summary_lines(report):
-        console.print(line, markup=False, soft_wrap=True)
-    errors = sum(r.errors_now for r in report.categories)
-    console.print(f"graded {sum(r.graded_now for r in report.categories)} (category, completion) pairs now, "
-                  f"{errors} errors; {report.judge_requests} judge requests, {report.judge_tokens:,} tokens, "
-                  f"${report.judge_cost_usd:.4f}; {report.wall_s:.1f}s", soft_wrap=True)
-    if report.stopped_reason:
-        console.print(f"stopped: {report.stopped_reason}", markup=False)
-        raise typer.Exit(3)
+        cfg = base = load_target(target)
+        overrides = {"mode": mode, "categories": category or None, "arms": arm or None, "judge": judge,
+                     "concurrency": concurrency, "cache": False if no_cache else None}
+        section = (cfg.grade or GradeConfig()).model_dump()
+        changed = {k: v for k, v in overrides.items() if v is not None}
+        cfg = cfg.model_copy(update={"grade": GradeConfig.model_validate({**section, **changed})})
+        reports = run_stages(cfg, ["grade"], Options(progress=not no_progress and not json_out,
+                                                     budget_usd=budget),
+                             quiet=json_out, base=base)
+    if json_out:
+        print_json(report_json(reports))
+    elif reports[-1].data:
+        report = GradeReport.model_validate(reports[-1].data)
+        emit(console, summary_table(report))
+        errors = sum(r.errors_now for r in report.categories)
+        made = sum(r.graded_now for r in report.categories)
+        console.print(f"graded {made} (category, completion) pairs now, {errors} errors; "
+                      f"{report.judge_requests} judge requests, {report.judge_tokens:,} tokens, "
+                      f"${report.judge_cost_usd:.4f}; {report.wall_s:.1f}s", soft_wrap=True, markup=False)
+        if report.stopped_reason:
+            console.print(f"stopped: {report.stopped_reason}", markup=False)
+    finish(reports)
 
 
 def _taxonomy(extra: list[Path] | None):  # type: ignore[no-untyped-def]
@@ -102,20 +96,23 @@ def _taxonomy(extra: list[Path] | None):  # type: ignore[no-untyped-def]
 
 def taxonomy_list(
     extra: list[Path] = typer.Option(None, "--taxonomy", help="Extra category files or folders."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List the categories: id, group, default and offline grader, and the file each came from."""
     with user_errors():
         tax = _taxonomy(extra)
-    rows = [("id", "group", "default", "offline grader", "source")]
+    table = PlainTable(f"{len(tax)} categories", ["id", "group", "default", "offline grader", "source"])
+    rows = []
     for c in tax:
         offline = c.grader.offline + (f":{c.grader.classifier_head}" if c.grader.offline == "classifier"
                                       else f":{c.grader.rules}")
-        rows.append((c.id, c.group, c.grader.default, offline, c.source))
-    widths = [max(len(r[i]) for r in rows) + 2 for i in range(4)]
-    console.print(f"{len(tax)} categories", soft_wrap=True)
-    for r in rows:
-        console.print("".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + r[4], markup=False,
-                      soft_wrap=True)
+        table.add_row(c.id, c.group, c.grader.default, offline, c.source)
+        rows.append({"id": c.id, "group": c.group, "default": c.grader.default, "offline": offline,
+                     "source": c.source})
+    if json_out:
+        print_json(rows)
+    else:
+        emit(console, table)
 
 
 def taxonomy_show(

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from deploysim.cli.common import console, user_errors
+from deploysim.cli.common import JSON_HELP, console, print_json, user_errors
 
 _FORMAT_HELP = "Log format of the given paths: auto, openai, wildchat, lmsys, sharegpt, oasst, hh, tau."
 _MODEL_HELP = "Deployed model where the log does not name it."
@@ -44,18 +44,25 @@ def ingest(
                                         help="Where unusable rows are written, one file per source."),
     deployed_model: str = typer.Option(None, "--deployed-model", help=_MODEL_HELP),
     product_context: str = typer.Option(None, "--product-context", help=_CONTEXT_HELP),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Read log files and report, per source, read = accepted + quarantined, conversations and
     eligible turns. Unusable rows go to the quarantine files with line and reason."""
+    from deploysim.registry import Registry
     from deploysim.sources.reader import SourceReader
 
     with user_errors():
         _, sources = _sources(paths, config, fmt, deployed_model, product_context)
+        formats = Registry.discover().formats
+        results = []
         for src in sources:
-            reader = SourceReader(src, quarantine_dir=quarantine_dir)
+            reader = SourceReader(src, quarantine_dir=quarantine_dir, formats=formats)
             for _ in reader:
                 pass
             st = reader.stats
+            results.append(st)
+            if json_out:
+                continue
             container = f"{st.container}{', gzip' if st.compression == 'gzip' else ''}"
             _say(f"{st.source}: read {st.read} = accepted {st.accepted} + quarantined {st.quarantined}  "
                  f"({st.format}, {container}; {st.conversations} conversations, "
@@ -64,6 +71,13 @@ def ingest(
                 _say(f"  quarantine: {st.quarantine_path}")
                 for q in st.examples[:3]:
                     _say(f"    line {q.line}: {q.reason}")
+    if json_out:
+        print_json([{"source": st.source, "format": st.format, "container": st.container,
+                     "compression": st.compression, "read": st.read, "accepted": st.accepted,
+                     "quarantined": st.quarantined, "conversations": st.conversations,
+                     "eligible_turns": st.eligible_turns, "quarantine_path": st.quarantine_path,
+                     "examples": [{"line": q.line, "reason": q.reason} for q in st.examples[:3]]}
+                    for st in results])
 
 
 def sample(
@@ -92,15 +106,18 @@ def sample(
     fmt: str = typer.Option("auto", "--format", help=_FORMAT_HELP),
     deployed_model: str = typer.Option(None, "--deployed-model", help=_MODEL_HELP),
     product_context: str = typer.Option(None, "--product-context", help=_CONTEXT_HELP),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Draw prefixes uniformly over the eligible turns of all sources (a user message that the
     deployed model answered) into a run directory, with each prefix's real production response
-    as a y_prod completion. Prints read = accepted + quarantined per source. Prefixes are stored
-    as the logs have them (deidentified = raw); de-identify them before sending them to a
-    remote model."""
+    as a y_prod completion. Prints read = accepted + quarantined per source. The run file's
+    [deidentify] section applies (on by default): prefixes are de-identified before they are
+    stored."""
+    from deploysim.assemble import Options
+    from deploysim.cli.common import run_stages
+    from deploysim.config import RunConfig
     from deploysim.sample.config import SampleConfig
-    from deploysim.sample.stage import sample_to_store
-    from deploysim.store.db import RunStore
+    from deploysim.sample.sampler import SampleReport
 
     with user_errors():
         cfg, sources = _sources(paths, config, fmt, deployed_model, product_context)
@@ -113,8 +130,14 @@ def sample(
             base["text_only"] = False
         sample_cfg = SampleConfig.model_validate(base)
         target = run_dir or (cfg.run.dir if cfg is not None else Path("run"))
-        with RunStore.open(target) as store:
-            report = sample_to_store(sources, sample_cfg, store, quarantine_dir=target / "quarantine")
+        run_cfg = cfg or RunConfig()
+        run_cfg = run_cfg.model_copy(update={"sources": sources, "sample": sample_cfg,
+                                             "run": run_cfg.run.model_copy(update={"dir": target})})
+        [stage_report] = run_stages(run_cfg, ["sample"], Options(), quiet=True)
+        report = SampleReport.model_validate(stage_report.data)
+    if json_out:
+        print_json({"run_dir": str(target), "report": report})
+        return
     for line, src in zip(report.source_lines(), report.sources, strict=True):
         where = src.get("quarantine_path")
         _say(line + (f"  (quarantine: {where})" if where else ""))

@@ -1,4 +1,5 @@
-"""``deploysim run``, ``deploysim report``, ``deploysim export`` and ``deploysim demo``."""
+"""``deploysim run``, ``check``, ``report``, ``export`` and ``demo``. Every command that runs a
+stage goes through the assembler (:mod:`deploysim.assemble`)."""
 
 from __future__ import annotations
 
@@ -6,60 +7,109 @@ from pathlib import Path
 
 import typer
 
-from deploysim.cli.common import console, log_line, open_run, user_errors
+from deploysim.cli.common import (
+    JSON_HELP,
+    console,
+    finish,
+    load_target,
+    print_json,
+    report_json,
+    run_stages,
+    user_errors,
+)
 
 
 def run(
     config: Path = typer.Argument(..., help="The run file (TOML)."),
     stage: list[str] = typer.Option(None, "--stage", "-s",
-                                    help="Run only these stages (repeatable): sample, simulate, challenge, "
+                                    help="Run only these stages (repeatable): sample, challenge, simulate, "
                                          "grade, estimate, forecast, report."),
     budget: float | None = typer.Option(None, "--budget", help="Spend cap in USD for this invocation."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Run every configured stage in order; re-running resumes a partial run without redoing work."""
+    """Run every configured stage in order; re-running resumes a partial run without redoing work.
+    Exit code 0 when complete, 3 when a budget stopped it, 4 when planned work is incomplete."""
+    from deploysim.assemble import RUN_STAGES, Options
     from deploysim.cli.stats_cmd import print_estimates
-    from deploysim.config import load_config
-    from deploysim.pipeline import run_pipeline
 
     with user_errors():
-        cfg = load_config(config)
-        results = run_pipeline(cfg, stages=stage or None, progress=progress, budget_usd=budget, log=log_line)
-    for result in results:
-        if result.stage == "estimate" and "report" in result.data:
-            print_estimates(result.data["report"], cfg.estimate, f"Estimates — {cfg.run.dir}")
-    console.print(f"run directory: [bold]{cfg.run.dir}[/]")
+        cfg = load_target(config)
+        reports = run_stages(cfg, stage or RUN_STAGES, Options(progress=progress and not json_out,
+                                                               budget_usd=budget), quiet=json_out)
+    if json_out:
+        print_json(report_json(reports))
+    else:
+        for r in reports:
+            if r.stage == "estimate" and "report" in r.data:
+                print_estimates(r.data["report"], cfg.estimate, f"Estimates — {cfg.run.dir}")
+        console.print(f"run directory: [bold]{cfg.run.dir}[/]")
+    finish(reports)
+
+
+def check(config: Path = typer.Argument(..., help="The run file (TOML)."),
+          json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Check a run file without running anything: arms, models and providers, endpoint URLs,
+    API-key variables, source and taxonomy files, formats, categories, graders, the judge.
+    Every problem is listed with its key; exit 2 if there is any."""
+    from deploysim.assemble import RUN_STAGES
+    from deploysim.check import problems
+    from deploysim.registry import Registry
+
+    with user_errors():
+        cfg = load_target(config)
+        found = problems(cfg, Registry.discover(), stages=RUN_STAGES)
+    if json_out:
+        print_json({"file": str(config), "ok": not found, "problems": found})
+    elif found:
+        console.print(f"{config}: {len(found)} problem{'s' if len(found) != 1 else ''}", markup=False)
+        for p in found:
+            console.print(f"  {p}", markup=False, soft_wrap=True)
+    else:
+        console.print(f"{config}: ok", markup=False)
+    if found:
+        raise typer.Exit(2)
 
 
 def report(run_target: Path = typer.Argument(..., metavar="RUN", help="Run directory or run file."),
-           out: Path | None = typer.Option(None, help="Folder for report.html and report.json "
+           out: Path | None = typer.Option(None, help="Folder for report.html and its JSON "
                                                       "(default: the run directory)."),
-           transcripts: int = typer.Option(150, help="How many prefixes the transcript browser shows.")
-           ) -> None:
-    """Write the self-contained HTML report and report.json from the run database."""
-    from deploysim.report.html import write_report
+           transcripts: int = typer.Option(150, help="How many prefixes the transcript browser shows."),
+           json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Write the self-contained HTML report from the run database."""
+    from deploysim.assemble import Options
 
     with user_errors():
-        store, _ = open_run(run_target)
-        with store:
-            files = write_report(store, out, transcript_limit=transcripts)
-    console.print(f"report: [bold]{files.html}[/]  data: {files.json}")
+        cfg = base = load_target(run_target)
+        cfg = cfg.model_copy(update={"outputs": cfg.outputs.model_copy(update={"report": True,
+                                                                               "export": []})})
+        reports = run_stages(cfg, ["report"], Options(extra={"report_out": out, "transcripts": transcripts}),
+                             quiet=json_out, base=base)
+    if json_out:
+        print_json(report_json(reports))
+    else:
+        data = reports[-1].data
+        console.print(f"report: [bold]{data.get('html')}[/]  data: {data.get('json')}")
 
 
 def export(run_target: Path = typer.Argument(..., metavar="RUN", help="Run directory or run file."),
-           out: Path | None = typer.Option(None, help="Output folder (default RUN_DIR/export)."),
            fmt: list[str] = typer.Option(["parquet", "jsonl"], "--format", "-f",
-                                         help="parquet and/or jsonl (repeatable).")) -> None:
-    """Export every table of a run to Parquet and/or JSONL, with a manifest stating the privacy policy."""
-    from deploysim.report.export import export_run
+                                         help="parquet and/or jsonl (repeatable)."),
+           json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Export every table of a run to Parquet and/or JSONL (RUN_DIR/export), with a manifest
+    stating the privacy policy."""
+    from deploysim.assemble import Options
+    from deploysim.config import OutputConfig
 
     with user_errors():
-        store, _ = open_run(run_target)
-        with store:
-            result = export_run(store, out, formats=tuple(fmt))
-    for table, rows in result.rows.items():
-        console.print(f"{table:<20} {rows:>9} rows")
-    console.print(f"written to [bold]{result.out_dir}[/]")
+        cfg = base = load_target(run_target)
+        cfg = cfg.model_copy(update={"outputs": OutputConfig.model_validate({"report": False,
+                                                                             "export": fmt})})
+        reports = run_stages(cfg, ["report"], Options(), quiet=json_out, base=base)
+    if json_out:
+        print_json(report_json(reports))
+    else:
+        console.print(f"written to [bold]{reports[-1].data.get('export')}[/]")
 
 
 def demo(out: Path = typer.Option(Path("demo-run"), help="Folder for the demo's logs, run and report."),
@@ -70,6 +120,7 @@ def demo(out: Path = typer.Option(Path("demo-run"), help="Folder for the demo's 
          progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
     """The whole pipeline offline on a synthetic log with the embedded model: sample, de-identify,
     simulate X→Y and Y→Y, grade, estimate, lock a forecast, release, validate, report."""
+    from deploysim.cli.common import log_line
     from deploysim.demo.pipeline import DemoSettings, run_demo
 
     with user_errors():
@@ -77,18 +128,18 @@ def demo(out: Path = typer.Option(Path("demo-run"), help="Folder for the demo's 
                                 max_tokens=max_tokens, seed=seed)
         result = run_demo(settings, progress=progress, log=log_line)
     from deploysim.cli.stats_cmd import print_estimates
-    from deploysim.cli.validate_cmd import scorecard_tables
+    from deploysim.cli.validate_cmd import print_scorecard
     from deploysim.estimate.config import EstimateConfig
 
     if result.estimates is not None:
         print_estimates(result.estimates, EstimateConfig(), "Simulated deployment: per-category estimates")
-    for table in scorecard_tables(result.scorecard):
-        console.print(table)
+    print_scorecard(result.scorecard)
     console.print(f"\n[bold green]demo finished[/] — open [bold]{result.report}[/] in a browser")
 
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
+    app.command("check")(check)
     app.command("report")(report)
     app.command("export")(export)
     app.command("demo")(demo)

@@ -9,53 +9,71 @@ from pathlib import Path
 
 import typer
 
-from deploysim.cli.common import console, open_run, user_errors
+from deploysim.cli.common import (
+    JSON_HELP,
+    console,
+    finish,
+    load_target,
+    print_json,
+    report_json,
+    run_stages,
+    user_errors,
+)
 
 
 def simulate(
     target: Path = typer.Argument(..., help="A run config (.toml) or an existing run directory."),
-    arm: list[str] = typer.Option(None, "--arm", help="x_on_y, y_on_y, challenge or x_prod; repeatable "
-                                  "(default: X→Y, plus Y→Y when simulate.control is set)."),
+    arm: list[str] = typer.Option(None, "--arm", help="Simulated arm to run (repeatable; default: every "
+                                  "simulated arm, e.g. x_on_y and y_on_y)."),
     budget: float = typer.Option(None, "--budget", min=0.0, help="Spend cap in USD for this run "
                                                                  "(overrides simulate.budget_usd)."),
     concurrency: int = typer.Option(None, "--concurrency", min=1, help="Global cap on requests in flight."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the response cache."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Generate the candidate's next turn on every sampled prefix (X→Y), and the incumbent's
-    (Y→Y) when configured. Resumable: only missing completions are generated."""
-    from deploysim.config import RunConfig
+    """Generate every simulated arm's next turn on its prefixes (X→Y, and Y→Y when configured).
+    Resumable: only missing completions are generated. Exit 3 on a budget stop, 4 when
+    completions are still pending or failed."""
+    from deploysim.assemble import Options
     from deploysim.simulate.config import SimulateConfig
-    from deploysim.simulate.stage import run_simulate
 
     with user_errors():
-        store, saved = open_run(target)
-        cfg = saved or RunConfig()  # a run directory without a saved config: the defaults
-        with store:
-            sim = (cfg.simulate or SimulateConfig()).model_copy()
-            if concurrency:
-                sim.concurrency = concurrency
-            if no_cache:
-                sim.cache = False
-            cfg = cfg.model_copy(update={"simulate": sim})
-            reports = run_simulate(store, cfg, arms=arm or None, progress=not no_progress, budget_usd=budget)
-    for r in reports:
-        console.print(r.summary(), markup=False)
-    if any(r.stopped_by_budget for r in reports):
-        raise typer.Exit(3)
+        cfg = base = load_target(target)
+        sim = (cfg.simulate or SimulateConfig()).model_copy()
+        if concurrency:
+            sim.concurrency = concurrency
+        if no_cache:
+            sim.cache = False
+        if arm:
+            sim.arms = list(arm)
+        cfg = cfg.model_copy(update={"simulate": sim})
+        reports = run_stages(cfg, ["simulate"], Options(progress=not no_progress and not json_out,
+                                                        budget_usd=budget), quiet=json_out, base=base)
+    if json_out:
+        print_json(report_json(reports))
+    else:
+        from deploysim.simulate.stage import SimulateReport
+
+        for r in reports:
+            for arm_report in r.data.get("arms", []):
+                console.print(SimulateReport.model_validate(arm_report).summary(), markup=False,
+                              soft_wrap=True)
+    finish(reports)
 
 
 def serve_embedded(
     port: int = typer.Option(8080, "--port", help="Port on 127.0.0.1 (0 = any free port)."),
     slots: int = typer.Option(4, "--slots", min=1, help="Parallel decoding slots."),
     context: int = typer.Option(4096, "--context", min=256, help="Context tokens per slot."),
+    threads: int = typer.Option(None, "--threads", min=1, help="llama.cpp threads (default: every core)."),
 ) -> None:
     """Run the embedded SmolLM2-135M-Instruct model as an OpenAI-compatible server on
     127.0.0.1 in the foreground (Ctrl-C stops it)."""
     from deploysim.models.embedded import EmbeddedModelMissing, EmbeddedServer
 
     try:
-        with EmbeddedServer(slots=slots, context_per_slot=context, port=port) as server:
+        with EmbeddedServer(slots=slots, context_per_slot=context, port=port, threads=threads) as server:
             console.print(f"embedded model serving at {server.base_url}  (Ctrl-C to stop)")
             while True:
                 time.sleep(3600)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from deploysim.cli.common import console, user_errors
+from deploysim.cli.common import JSON_HELP, console, finish, load_target, print_json, run_stages, user_errors
+from deploysim.cli.tables import PlainTable, emit
 from deploysim.estimate.config import EstimateConfig
 from deploysim.estimate.stage import EstimateReport
 from deploysim.records import ARM_LABELS, Estimate
@@ -27,62 +27,72 @@ def estimate_command(
     bh: bool | None = typer.Option(None, "--bh/--no-bh", help="Benjamini–Hochberg across categories."),
     interval: str | None = typer.Option(None, help="CI shown: wilson, jeffreys or clopper_pearson."),
     mcnemar: str | None = typer.Option(None, help="McNemar variant: midp or exact."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Rates per category and arm, with intervals, floors and arm comparisons.
 
-    Per category and arm: n, k, errors, rate, CI, measurement floor, Rogan–Gladen corrected rate
-    (when the grader was validated); X→Y vs Y production (Fisher exact, rate ratio) and X→Y vs
-    Y→Y (paired McNemar). Writes the records to the run store and RUN_DIR/estimates.json.
+    Per category and arm: n, k, errors, abstentions, pending items, rate, CI, measurement floor,
+    Rogan–Gladen corrected rate (when the grader was validated); each arm compared against the
+    control arm (paired McNemar) and Y production (Fisher exact, rate ratio). Writes the records
+    to the run store and RUN_DIR/estimates.json. Exit 4 when planned items are still pending.
     """
-    from deploysim.config import load_config
-    from deploysim.estimate.stage import estimate_run
-    from deploysim.store import RunStore
+    from deploysim.assemble import Options
 
     with user_errors():
-        if target.is_file():
-            run_cfg = load_config(target)
-            run_dir, cfg = run_cfg.run.dir, run_cfg.estimate
-        else:
-            run_dir, cfg = target, EstimateConfig()
+        cfg = base = load_target(target)
         overrides = {"alpha": alpha, "confidence": confidence, "benjamini_hochberg": bh,
                      "interval": interval, "mcnemar": mcnemar}
-        cfg = EstimateConfig.model_validate(
-            cfg.model_dump() | {k: v for k, v in overrides.items() if v is not None})
-        with RunStore.open(run_dir, create=False) as store:
-            report = estimate_run(store, cfg)
-    print_estimates(report, cfg, f"Estimates — {run_dir}")
+        est = EstimateConfig.model_validate(
+            cfg.estimate.model_dump() | {k: v for k, v in overrides.items() if v is not None})
+        cfg = cfg.model_copy(update={"estimate": est})
+        reports = run_stages(cfg, ["estimate"], Options(), quiet=json_out, base=base)
+    report = reports[-1].data.get("report")
+    if json_out:
+        print_json({"status": reports[-1].status, "detail": reports[-1].detail,
+                    "estimates": report.estimates if report else [],
+                    "comparisons": report.comparisons if report else [],
+                    "notes": report.notes if report else []})
+    elif report is not None:
+        print_estimates(report, est, f"Estimates — {cfg.run.dir}")
+    else:
+        console.print(reports[-1].line(), markup=False)
+    finish(reports)
 
 
 def print_estimates(report: EstimateReport, cfg: EstimateConfig, title: str) -> None:
     """The per-category table of an estimate run, its significance legend and notes."""
-    table = Table(title=title, show_lines=False)
-    for name in ("category", "arm", "n", "k", "errors", "rate", f"{cfg.confidence:.0%} CI", "floor",
-                 "corrected (CI)", "X→Y / Y prod (CI)", "p Fisher", "p McNemar", "sig"):
-        table.add_column(name, justify="left" if name in ("category", "arm") else "right",
-                         no_wrap=name in ("category", "arm"))
+    ci = f"{cfg.confidence:.0%} CI"
+    table = PlainTable(title, ["category", "arm", "n", "k", "errors", "abstained", "pending", "rate", ci,
+                               "floor",
+                               "corrected (CI)", "vs control (CI)", "p McNemar", "vs Y prod (CI)", "p Fisher",
+                               "sig"],
+                       right={"n", "k", "errors", "abstained", "pending", "rate", ci, "floor", "p McNemar",
+                              "p Fisher"}, keys=2)
     for e in report.estimates:
         lo, hi = _shown_interval(e, cfg.interval)
         corrected = "—" if e.corrected_rate is None or e.corrected_interval is None else (
             f"{_num(e.corrected_rate)} ({_num(e.corrected_interval[0])}–{_num(e.corrected_interval[1])})")
-        ratio = p_fisher = p_mcnemar = sig = ""
-        if e.arm == "x_on_y":
-            fisher, paired = report.comparison(e.category, "y_prod"), report.comparison(e.category, "y_on_y")
-            if fisher is not None:
-                ratio = _ratio(fisher.ratio, fisher.ratio_interval)
-                p_fisher = _p(fisher.p_value, fisher.p_adjusted)
-            if paired is not None:
-                p_mcnemar = _p(paired.p_value, paired.p_adjusted)
-            sig = " ".join(flag for c, flag in ((fisher, "F"), (paired, "M"))
-                           if c is not None and c.significant)
+        paired = next((c for c in report.comparisons if c.category == e.category and c.arm_a == e.arm
+                       and c.test == "mcnemar"), None)
+        fisher = next((c for c in report.comparisons if c.category == e.category and c.arm_a == e.arm
+                       and c.test == "fisher"), None)
+        sig = " ".join(flag for c, flag in ((paired, "M"), (fisher, "F")) if c is not None and c.significant)
         table.add_row(e.category, ARM_LABELS.get(e.arm, e.arm), f"{e.n:,}", f"{e.k:,}", f"{e.failures:,}",
-                      _num(e.rate), f"{_num(lo)}–{_num(hi)}", _num(e.floor), corrected, ratio, p_fisher,
-                      p_mcnemar, sig)
-    console.print(table)
-    console.print(f"sig: F = Fisher (X→Y vs Y production), M = McNemar (X→Y vs Y→Y) at α = {cfg.alpha}"
-                  + (" after Benjamini–Hochberg (adjusted p in brackets)" if cfg.benjamini_hochberg else ""))
+                      f"{sum(e.abstained.values()):,}", f"{e.pending:,}",
+                      "—" if e.rate is None else _num(e.rate), "—" if e.n == 0 else f"{_num(lo)}–{_num(hi)}",
+                      "—" if e.n == 0 else _num(e.floor), corrected,
+                      "" if paired is None else _ratio(paired.ratio, paired.ratio_interval),
+                      "" if paired is None else _p(paired.p_value, paired.p_adjusted),
+                      "" if fisher is None else _ratio(fisher.ratio, fisher.ratio_interval),
+                      "" if fisher is None else _p(fisher.p_value, fisher.p_adjusted), sig)
+    emit(console, table)
+    console.print("sig: M = McNemar (vs the control arm, paired), F = Fisher (vs Y production) "
+                  f"at α = {cfg.alpha}"
+                  + (" after Benjamini–Hochberg (adjusted p in brackets)" if cfg.benjamini_hochberg else ""),
+                  markup=False, soft_wrap=True)
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}")
-    console.print(f"wrote {report.json_path}")
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
+    console.print(f"wrote {report.json_path}", markup=False)
 
 
 def plan_command(
@@ -94,6 +104,7 @@ def plan_command(
     confidence: float = typer.Option(0.95, help="Confidence level of intervals and floors."),
     check: int = typer.Option(1000, help="Replications simulating the power at the planned size (0 = skip)."),
     seed: int = typer.Option(0, help="Seed of the power simulation."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Prefixes needed for a rate's precision or to detect a change, with floors.
 
@@ -104,15 +115,22 @@ def plan_command(
 
     with user_errors():
         result = plan(rate, rel_precision, change, power, alpha, confidence)
-    table = Table(title=f"Plan for rate {_num(rate)}")
-    for name in ("goal", "prefixes", "floor", "note"):
-        table.add_column(name, justify="left" if name in ("goal", "note") else "right")
+    if json_out:
+        powers = {}
+        if check > 0:
+            n_arm = result.n_change_per_arm
+            powers = {test: simulated_power(rate * change, rate, n_arm, alpha, check, seed, test)
+                      for test in ("fisher", "arcsine")}
+        print_json({"plan": result, "simulated_power": powers})
+        return
+    table = PlainTable(f"Plan for rate {_num(rate)}", ["goal", "prefixes", "floor", "note"],
+                       right={"prefixes", "floor"})
     lo, hi = result.expected_interval
     table.add_row(f"±{rel_precision:.0%} relative precision ({confidence:.0%})", f"{result.n_precision:,}",
                   _num(result.floor_precision), f"expected Wilson CI {_num(lo)}–{_num(hi)}")
     table.add_row(f"detect a {change:g}x change", f"{result.n_change_per_arm:,}", _num(result.floor_change),
                   f"per arm; α = {alpha}, power {power:.0%}")
-    console.print(table)
+    emit(console, table)
     if check > 0:
         with user_errors():
             n_arm = result.n_change_per_arm
@@ -131,6 +149,7 @@ def tail_command(
     column: str | None = typer.Option(None, help="Probability column (default: p, probability…)."),
     threshold: float | None = typer.Option(None, help="Also forecast the share of queries with p >= this."),
     lognormal_top: int | None = typer.Option(None, help="Fit the log-normal baseline to the top K only."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Forecast worst-query risk at deployment scale from elicitation probabilities.
 
@@ -143,12 +162,15 @@ def tail_command(
     with user_errors():
         probs = read_probabilities(probs_file, column)
         result = forecast_tail(probs.values, n, top, threshold, lognormal_top)
+    if json_out:
+        print_json({"source": str(probs.path), "result": result})
+        return
     g, ln = result.gumbel, result.lognormal
     console.print(f"{result.queries:,} queries from {probs.path} ({probs.source}); largest observed "
                   f"probability {_num(result.largest_observed)}")
-    table = Table(title=f"Forecast at {result.n_queries:,} queries")
-    for name in ("method", "fit", "worst-query risk", "share p ≥ τ", "expected count"):
-        table.add_column(name, justify="left" if name in ("method", "fit") else "right")
+    table = PlainTable(f"Forecast at {result.n_queries:,} queries",
+                       ["method", "fit", "worst-query risk", "share p ≥ τ", "expected count"],
+                       right={"worst-query risk", "share p ≥ τ", "expected count"})
     rows = ((f"Gumbel tail (top {g.top})", f"log S = {g.slope:.3g}·ψ + {g.intercept:.3g}",
              result.gumbel_worst_query_risk, result.gumbel_frequency),
             ("log-normal" + ("" if ln.top is None else f" (top {ln.top})"),
@@ -158,7 +180,7 @@ def tail_command(
         table.add_row(method, fit, _num(risk), "" if freq is None else _num(freq.share),
                       "" if freq is None else f"{freq.expected_count:,.1f}"
                       + (" (empirical)" if freq.method == "empirical" else ""))
-    console.print(table)
+    emit(console, table)
 
 
 def _shown_interval(e: Estimate, method: str) -> tuple[float, float]:

@@ -6,27 +6,31 @@ import math
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from deploysim.cli.common import console, open_run, user_errors
+from deploysim.cli.common import JSON_HELP, console, finish, load_target, print_json, run_stages, user_errors
+from deploysim.cli.tables import PlainTable, emit
 from deploysim.validate.scorecard import Scorecard
 
 
-def scorecard_tables(card: Scorecard) -> list[Table]:
-    summary = Table(title=f"scorecard (forecast {card.forecast_hash[:12]}; moved = changed ≥ "
-                          f"{card.move_factor:g}x vs Y production)")
-    for col in ("method", "categories", "moved", "directional acc.", "median sym. err", "max sym. err",
-                "NLL", "NLL regret", "coverage", "outside funnel"):
-        summary.add_column(col, justify="left" if col == "method" else "right")
+def scorecard_tables(card: Scorecard) -> list[PlainTable]:
+    summary = PlainTable(f"scorecard (forecast {card.forecast_hash[:12]}; "
+                         f"moved = changed ≥ {card.move_factor:g}x "
+                         "vs Y production)",
+                         ["method", "categories", "moved", "directional acc.", "median sym. err",
+                          "max sym. err",
+                          "NLL", "NLL regret", "coverage", "outside funnel"],
+                         right={"categories", "moved", "directional acc.", "median sym. err", "max sym. err",
+                                "NLL",
+                                "NLL regret", "coverage", "outside funnel"})
     for s in card.summary.values():
         acc = "–" if math.isnan(s.directional_accuracy) else f"{s.directional_accuracy:.0%}"
         summary.add_row(s.method, str(s.categories), str(s.moved), acc, f"{s.median_sym_error:.2f}x",
                         f"{s.max_sym_error:.2f}x", f"{s.total_nll:.1f}", f"{s.total_nll_regret:.1f}",
                         f"{s.coverage:.0%}", str(s.outside_funnel))
-    rows = Table(title="per category")
-    for col in ("category", "method", "forecast", "realised k/n", "move", "dir ok", "sym. err", "funnel 90%",
-                "NLL regret", "covered"):
-        rows.add_column(col, justify="left" if col in ("category", "method") else "right")
+    rows = PlainTable("per category", ["category", "method", "forecast", "realised k/n", "move", "dir ok",
+                                       "sym. err",
+                                       "funnel 90%", "NLL regret", "covered"],
+                      right={"forecast", "realised k/n", "sym. err", "funnel 90%", "NLL regret"}, keys=2)
     arrows = {1: "↑", -1: "↓", 0: "="}
     for r in card.rows:
         ok = "–" if r.direction_correct is None else ("yes" if r.direction_correct else "no")
@@ -36,38 +40,56 @@ def scorecard_tables(card: Scorecard) -> list[Table]:
     return [summary, rows]
 
 
+def print_scorecard(card: Scorecard) -> None:
+    for table in scorecard_tables(card):
+        emit(console, table)
+    if card.missing:
+        console.print(f"no realised counts for: {', '.join(card.missing)}", markup=False, soft_wrap=True)
+
+
 def validate(
-    forecast: Path = typer.Option(..., "--forecast", "-f", help="The locked forecast file."),
-    production: list[Path] = typer.Option(..., "--production", "-p",
-                                          help="X's production logs (any reader format); repeatable."),
+    forecast: Path = typer.Option(None, "--forecast", "-f", help="The locked forecast file "
+                                  "(default: validate.forecast, else the run's forecast)."),
+    production: list[Path] = typer.Option(None, "--production", "-p",
+                                          help="X's production logs (any reader format); repeatable "
+                                               "(default: validate.production)."),
     run: Path = typer.Option(..., "--run", help="The run directory (or run file) the forecast came from."),
     n: int | None = typer.Option(None, help="Sample this many eligible turns of X's traffic "
-                                            "(default: the run's sample size)."),
-    seed: int = typer.Option(0, help="Seed of the release-window sample and the funnel band."),
+                                            "(default: validate.n, else the run's sample size)."),
+    seed: int | None = typer.Option(None, help="Seed of the release-window sample and the funnel band."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Grade X's production traffic with the run's frozen graders and score the forecast and both
     baselines: directional accuracy, symmetric multiplicative error, NLL and regret, coverage, funnel."""
-    from deploysim.config import RunConfig
-    from deploysim.pipeline import prefix_transform
-    from deploysim.sample.config import SampleConfig
+    from deploysim.assemble import VALIDATE_STAGES, Options
     from deploysim.sources.config import SourceConfig
-    from deploysim.validate.stage import validate_run
 
     with user_errors():
-        store, cfg = open_run(run)
-        cfg = cfg or RunConfig()
-        with store:
-            base = cfg.sample.model_copy(update={"seed": seed}) if cfg else SampleConfig(seed=seed)
-            sample_cfg = base.model_copy(update={"n": n}) if n else base
-            sources = [SourceConfig(path=p, name=f"release:{p.name}") for p in production]
-            outcome = validate_run(store, cfg, forecast, sources, sample_cfg=sample_cfg,
-                                   transform=prefix_transform(cfg, store), progress=progress, seed=seed)
-    for table in scorecard_tables(outcome.scorecard):
-        console.print(table)
-    if outcome.scorecard.missing:
-        console.print(f"[yellow]no realised counts for:[/] {', '.join(outcome.scorecard.missing)}")
-    console.print(f"scorecard written to [bold]{outcome.path}[/]")
+        cfg = base = load_target(run)
+        v = cfg.validate_.model_copy()
+        if production:
+            v.production = [SourceConfig(path=p, name=f"release:{p.name}") for p in production]
+        if forecast is not None:
+            v.forecast = forecast
+        if n is not None:
+            v.n = n
+        if seed is not None:
+            v.seed = seed
+        if not v.production:
+            raise ValueError("no production logs of the candidate: pass --production FILE or set "
+                             "[validate] production in the run file")
+        cfg = cfg.model_copy(update={"validate_": v})
+        reports = run_stages(cfg, VALIDATE_STAGES, Options(progress=progress and not json_out),
+                             quiet=json_out, base=base)
+    outcome = next((r.data["outcome"] for r in reports if r.stage == "validate"), None)
+    if json_out:
+        print_json({"stages": [{"stage": r.stage, "status": r.status, "detail": r.detail} for r in reports],
+                    "scorecard": outcome.scorecard if outcome else None})
+    elif outcome is not None:
+        print_scorecard(outcome.scorecard)
+        console.print(f"scorecard written to {outcome.path}", markup=False)
+    finish(reports)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -33,6 +34,7 @@ from deploysim.deidentify.engine import detector_hash
 from deploysim.deidentify.pseudonyms import Finding, PseudonymTable, deidentify_text
 from deploysim.deidentify.slots import Edit, NameEdit, map_completion, map_conversation, map_prefix
 from deploysim.records import Completion, Conversation, Prefix
+from deploysim.stages import StageReport
 from deploysim.store.db import RunStore
 
 STAGE = "deidentify"
@@ -298,3 +300,20 @@ def save_report(store: RunStore, report: DeidReport) -> None:
     merged = DeidReport.model_validate(previous) if previous is not None else DeidReport()
     merged.merge(report)
     store.put_stage_report(STAGE, key, merged.model_dump(mode="json"))
+
+
+@dataclass(frozen=True)
+class DeidentifyInputs:
+    """The run-level de-identification stage's inputs: its config section."""
+
+    config: DeidentifyConfig
+
+
+def run(inputs: DeidentifyInputs, store: RunStore) -> StageReport:
+    """The stage entry point: rewrite the run's stored text that is not de-identified yet."""
+    report = deidentify_run(store, inputs.config)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())) or "nothing found"
+    return StageReport(stage=STAGE, status="ran",
+                       detail=f"{report.prefixes} prefixes, {report.completions} completions rewritten "
+                              f"({counts})",
+                       data=report.model_dump(mode="json"))

@@ -5,9 +5,10 @@
    and, with another system prompt and temperature, as the stand-in incumbent for Y→Y;
 3. ``deploysim run`` it: sample + de-identify, simulate, grade with the embedded graders,
    estimate, lock the forecast, report;
-4. "release" X: a fresh traffic window (new users, new seed) is answered by the candidate
-   itself — the embedded model stands in for X's production — then the locked forecast is
-   validated on it with the same frozen graders and the report is rebuilt with the scorecard.
+4. ``deploysim validate`` it: "release" X on a fresh traffic window (new users, new seed), answered
+   by the candidate itself — the run file declares the X-production arm as a *simulated* arm
+   (arms are data), so the embedded model stands in for X's production — then the locked
+   forecast is scored with the same frozen graders and the report is rebuilt with the scorecard.
    (The synthetic release window also carries scripted "X" responses with shifted rates;
    ``deploysim validate --production logs/release.jsonl.gz`` scores against those instead.)
 
@@ -20,16 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploysim.assemble import RUN_STAGES, VALIDATE_STAGES, Options, run_stages
 from deploysim.config import RunConfig, load_config
 from deploysim.demo.corpus import generate_corpus
 from deploysim.estimate.stage import EstimateReport
-from deploysim.pipeline import prefix_transform, privacy_guard, run_pipeline
-from deploysim.report.html import write_report
-from deploysim.simulate.stage import simulate_arm
-from deploysim.sources.config import SourceConfig
-from deploysim.store import RunStore
 from deploysim.validate.scorecard import Scorecard
-from deploysim.validate.stage import ingest_release, score_release
 
 CANDIDATE_PROMPTS = {
     "default": "You are a helpful, honest assistant. Answer the user's last message.",
@@ -65,7 +61,7 @@ def _toml_table(prompts: dict[str, str]) -> str:
     return "\n".join(f'{k} = "{v}"' for k, v in prompts.items())
 
 
-def write_run_file(s: DemoSettings, baseline: Path) -> Path:
+def write_run_file(s: DemoSettings, baseline: Path, release: Path) -> Path:
     text = f"""# Written by `deploysim demo`. Edit it and `deploysim run` it; see docs/config.md.
 [run]
 name = "demo"
@@ -115,6 +111,19 @@ interval = 0.9
 # log, so forecast directions are taken against Y's real production responses instead.
 direction_reference = "y_prod"
 
+[validate]
+production = [{{ path = "{release.relative_to(s.out).as_posix()}", name = "release" }}]
+n = {s.prefixes}
+seed = {s.seed + 1000}
+
+# X's production after release: in the demo the candidate itself answers a fresh traffic window
+# (a simulated arm in the release pool), standing in for the logs a real release would have.
+[arms.x_prod]
+role = "candidate_production"
+kind = "simulated"
+model = "candidate"
+pool = "release"
+
 [outputs]
 export = ["parquet", "jsonl"]
 report = true
@@ -137,26 +146,14 @@ def run_demo(s: DemoSettings, *, progress: bool = True,
         stats = generate_corpus(release, n=s.conversations, seed=s.seed + 1000, window="release")
         log(f"[demo] wrote {release} ({stats.summary()['conversations']} conversations of model X, "
             "after release)")
-    cfg: RunConfig = load_config(write_run_file(s, baseline))
-    results = run_pipeline(cfg, progress=progress, log=log)
+    cfg: RunConfig = load_config(write_run_file(s, baseline, release))
+    options = Options(progress=progress)
+    results = run_stages(cfg, RUN_STAGES, options=options, log=log)
     estimates = next((r.data["report"] for r in results if r.stage == "estimate" and "report" in r.data),
                      None)
-    forecast = cfg.forecast.path or (cfg.run.dir / "forecast.json")
-    with RunStore.open(cfg.run.dir) as store:
-        release_sample = cfg.sample.model_copy(update={"n": s.prefixes, "seed": s.seed + 1000})
-        ingest_release(store, [SourceConfig(path=release, name="release")], release_sample,
-                       quarantine_dir=cfg.run.dir / "quarantine", transform=prefix_transform(cfg, store),
-                       with_responses=False)
-        log(f"[release] {store.count_prefixes(pool='release')} fresh prefixes answered by the candidate "
-            "as its production traffic")
-        simulate_arm(store, cfg.model("candidate"), "x_prod", cfg.simulate, guard=privacy_guard(cfg),
-                     progress=progress)
-        outcome = score_release(store, cfg, forecast, progress=progress, seed=s.seed)
-        summary = outcome.scorecard.summary
-        for method, m in summary.items():
-            acc = "n/a" if m.moved == 0 else f"{m.directional_accuracy:.0%}"
-            log(f"[validate] {method}: directional accuracy {acc} over {m.moved} moved categories, "
-                f"median symmetric error {m.median_sym_error:.2f}x, NLL regret {m.total_nll_regret:.1f}")
-        files = write_report(store)
-    return DemoResult(run_dir=cfg.run.dir, report=files.html, forecast=forecast, scorecard_path=outcome.path,
-                      scorecard=outcome.scorecard, estimates=estimates)
+    validated = run_stages(cfg, VALIDATE_STAGES, options=options, log=log)
+    outcome = next(r.data["outcome"] for r in validated if r.stage == "validate")
+    report = next(r for r in validated if r.stage == "report")
+    return DemoResult(run_dir=cfg.run.dir, report=Path(report.data["html"]), forecast=outcome.path.parent /
+                      "forecast.json" if cfg.forecast.path is None else cfg.forecast.path,
+                      scorecard_path=outcome.path, scorecard=outcome.scorecard, estimates=estimates)

@@ -7,6 +7,10 @@ grading alike. :meth:`ManagedProvider.run` never raises for a failed request: it
 :class:`Outcome` that is ``ok`` or carries the reason, so every request can be stored. It
 raises only :class:`BudgetExhausted` (nothing was sent) and cancellation. ``generate``
 satisfies the :class:`Provider` protocol for callers that prefer an exception.
+
+The provider it wraps is the registry's :class:`~deploysim.models.policy.GatedProvider`, so a
+request the send policy refuses fails on its first attempt, before any connection, and is
+never retried; it ends as an error outcome whose reason starts with ``refused:``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from deploysim.engine.budget import Budget
-from deploysim.models.base import Generation, Provider, ProviderError
+from deploysim.models.base import Generation, ModelRequest, Provider, ProviderError
 from deploysim.models.cache import ResponseCache, request_key
 from deploysim.models.limiter import AdaptiveConcurrency, TokenBucket
-from deploysim.models.spec import ModelSpec, Prices, SamplingParams
+from deploysim.models.policy import PrivacyRefusal
+from deploysim.models.spec import ModelSpec, Prices
 from deploysim.records import Message, ToolSpec
 
 #: Retry-After hints above this are treated as this long (a bad hint must not stall a run)
@@ -77,6 +82,7 @@ class EndpointStats:
     ok: int = 0
     failed: int = 0
     cache_hits: int = 0
+    refused: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -99,7 +105,7 @@ class ManagedProvider:
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.provider = provider
-        self.is_loopback = provider.is_loopback
+        self.is_loopback = bool(getattr(provider, "is_loopback", False))
         self.spec_hash = spec_hash
         self.limits = lim = limits or EndpointLimits()
         self.prices = prices or Prices()
@@ -118,33 +124,41 @@ class ManagedProvider:
         self._pause_until = 0.0
         self._priced = self.prices.input_per_mtok > 0 or self.prices.output_per_mtok > 0
 
-    async def generate(self, messages: Sequence[Message], tools: Sequence[ToolSpec],
-                       params: SamplingParams, *, sample_index: int = 0) -> Generation:
-        outcome = await self.run(messages, tools, params, sample_index=sample_index)
+    async def generate(self, request: ModelRequest) -> Generation:
+        outcome = await self.run(request)
         if outcome.generation is None:
             raise ProviderError(outcome.error or "request failed", retryable=False)
         return outcome.generation
 
-    async def run(self, messages: Sequence[Message], tools: Sequence[ToolSpec], params: SamplingParams,
-                  *, sample_index: int = 0, cache_key: str | None = None, lookup: bool = True) -> Outcome:
-        """One request to its end. ``cache_key``/``lookup=False``: the caller already computed
-        the key and looked it up in bulk (see ``ResponseCache.get_many``)."""
+    async def run(self, request: ModelRequest, *, sample_index: int = 0, scope: str = "",
+                  cache_key: str | None = None, lookup: bool = True) -> Outcome:
+        """One request to its end. ``scope`` keeps cache entries of different items apart (a
+        prefix id: identical text in two prefixes stays two independent draws).
+        ``cache_key``/``lookup=False``: the caller already computed the key and looked it up in
+        bulk (see ``ResponseCache.get_many``)."""
+        check = getattr(self.provider, "check", None)
+        if check is not None:
+            try:
+                check(request)
+            except PrivacyRefusal as err:
+                self.stats.refused += 1
+                return Outcome(None, error=str(err), attempts=0)
         key = None
         if self.cache is not None:
-            key = cache_key or request_key(self.spec_hash, messages, tools, params, sample_index)
+            key = cache_key or request_key(self.spec_hash, request, sample_index, scope)
             hit = self.cache.get(key) if lookup else None
             if hit is not None:
                 self.stats.cache_hits += 1
                 return Outcome(hit, attempts=0, cached=True)
         need_tokens = self.tpm is not None or (self._priced and self.budget is not None)
-        est_in = estimate_input_tokens(messages, tools) if need_tokens else 0
-        est_out = params.max_tokens or self.limits.assumed_output_tokens
+        est_in = estimate_input_tokens(request.messages, request.tools) if need_tokens else 0
+        est_out = request.params.max_tokens or self.limits.assumed_output_tokens
         reserved = self.prices.cost(est_in, est_out) if self._priced else 0.0
         if self.budget is not None:
             self.budget.reserve(reserved)
         actual = 0.0
         try:
-            outcome = await self._attempts(messages, tools, params, est_in + est_out)
+            outcome = await self._attempts(request, est_in + est_out)
             if outcome.generation is not None:
                 u = outcome.generation.usage
                 actual = outcome.cost_usd = self.prices.cost(u.input_tokens, u.output_tokens)
@@ -156,8 +170,7 @@ class ManagedProvider:
             if self.budget is not None:
                 self.budget.settle(reserved, actual)
 
-    async def _attempts(self, messages: Sequence[Message], tools: Sequence[ToolSpec],
-                        params: SamplingParams, est_tokens: int) -> Outcome:
+    async def _attempts(self, request: ModelRequest, est_tokens: int) -> Outcome:
         lim, stats, clock = self.limits, self.stats, self._clock
         deadline: float | None = None  # starts when the first attempt is sent, not while queued here
         attempt = 0
@@ -165,7 +178,7 @@ class ManagedProvider:
             attempt += 1
             err = await self._wait_turn(deadline, est_tokens)
             if err is None:
-                gen, err, deadline = await self._one_attempt(messages, tools, params, deadline, est_tokens)
+                gen, err, deadline = await self._one_attempt(request, deadline, est_tokens)
                 if gen is not None:
                     stats.ok += 1
                     stats.input_tokens += gen.usage.input_tokens
@@ -176,7 +189,9 @@ class ManagedProvider:
             if err.retry_after is not None:
                 delay = max(delay, min(err.retry_after, MAX_PAUSE_S))
             reason = None
-            if not err.retryable:
+            if isinstance(err, PrivacyRefusal):
+                reason = str(err)
+            elif not err.retryable:
                 reason = f"{err} (not retryable, attempt {attempt})"
             elif attempt >= lim.max_attempts:
                 reason = f"{err} (gave up after {attempt} attempts)"
@@ -204,8 +219,7 @@ class ManagedProvider:
             await self._sleep(wait)
         return None
 
-    async def _one_attempt(self, messages: Sequence[Message], tools: Sequence[ToolSpec],
-                           params: SamplingParams, deadline: float | None, est_tokens: int,
+    async def _one_attempt(self, request: ModelRequest, deadline: float | None, est_tokens: int,
                            ) -> tuple[Generation | None, ProviderError, float]:
         await self.concurrency.acquire()
         rate_limited = clean = False
@@ -219,7 +233,7 @@ class ManagedProvider:
             self.stats.requests += 1
             timeout = min(self.limits.timeout_s, max(0.001, deadline - self._clock()))
             async with asyncio.timeout(timeout):
-                gen = await self.provider.generate(messages, tools, params)
+                gen = await self.provider.generate(request)
             clean = True
         except ProviderError as exc:
             err, rate_limited = exc, exc.rate_limited

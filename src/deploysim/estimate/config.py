@@ -7,6 +7,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class CompareSpec(BaseModel):
+    """One comparison of two arms: ``mcnemar`` (paired, same prefixes) or ``fisher`` (independent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    a: str
+    b: str
+    test: Literal["mcnemar", "fisher"]
+
+
 class EstimateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -23,3 +33,6 @@ class EstimateConfig(BaseModel):
     seed: int = 0
     #: category -> grader hash to use when the store holds judgments of several graders for it
     grader_hashes: dict[str, str] = Field(default_factory=dict)
+    #: comparisons to make; None = each simulated arm on production prefixes against the control
+    #: arm (McNemar) and against the incumbent's production (Fisher)
+    compare: list[CompareSpec] | None = None

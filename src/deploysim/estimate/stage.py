@@ -4,16 +4,20 @@ Reads judgment counts, paired labels and grader validations from the run store, 
 (DESIGN.md step 6 and "Definitions"):
 
 * per (category, arm): n graded items, k positives, failures (generation + grading errors,
-  reported and never folded into n), r̂ = k/n, Wilson and Jeffreys intervals (Clopper–Pearson
-  on request), the measurement floor, and the Rogan–Gladen corrected rate with an interval
-  carrying the validation uncertainty when the grader has validation results;
-* X→Y vs Y→Y: paired McNemar on shared prefixes with the paired rate ratio;
-* X→Y vs Y production: two-sided Fisher exact test with the Katz rate ratio;
+  reported and never folded into n), abstentions by reason, pending items (planned but not yet
+  generated or graded), r̂ = k/n, Wilson and Jeffreys intervals (Clopper–Pearson on request),
+  the measurement floor, and the Rogan–Gladen corrected rate with an interval carrying the
+  validation uncertainty when the grader has validation results. An arm with planned work but
+  no graded item still gets a row (n = 0, no rate), so nothing planned disappears;
+* the comparisons it is given (default: the candidate's simulation against the control arm —
+  paired McNemar on shared prefixes with the paired rate ratio — and against Y production —
+  two-sided Fisher exact test with the Katz rate ratio);
 * Benjamini–Hochberg across categories (per comparison family) on request;
 
 and writes ``Estimate`` / ``Comparison`` records to the store and ``estimates.json`` to the
 run directory. Aggregates never mix grader hashes: a (category, arm) graded by several
-graders is refused unless ``[estimate] grader_hashes`` pins one.
+graders is refused unless ``[estimate] grader_hashes`` pins one; nor generators: a simulated
+arm counts only completions of its current model spec and environment.
 """
 
 from __future__ import annotations
@@ -40,17 +44,38 @@ from deploysim.estimate.correction import ValidationCounts, corrected_rate, corr
 from deploysim.estimate.floor import measurement_floor
 from deploysim.estimate.intervals import clopper_pearson_interval, jeffreys_interval, wilson_interval
 from deploysim.estimate.validation import GraderValidation, pool_validations
-from deploysim.records import ARMS, Arm, Comparison, Estimate
+from deploysim.records import Arm, Comparison, Estimate
+from deploysim.stages import StageReport
 from deploysim.store import RunStore
+from deploysim.store.results import JudgmentCount
 
+STAGE = "estimate"
 ESTIMATES_JSON = "estimates.json"
-#: (arm_a, arm_b, test): X→Y against the control arm (paired) and against Y production
-COMPARED_ARMS: tuple[tuple[Arm, Arm, str], ...] = (("x_on_y", "y_on_y", "mcnemar"),
-                                                    ("x_on_y", "y_prod", "fisher"))
+TESTS = ("mcnemar", "fisher")
 
 
 class MixedGraderError(ValueError):
     """Judgments of one category and arm come from more than one grader (hash)."""
+
+
+@dataclass(frozen=True)
+class ArmPlan:
+    """What the estimate stage knows of one arm: its name, how many items were planned
+    (pool size × samples; None when unknown), and its current generator (simulated arms)."""
+
+    name: str
+    planned: int | None = None
+    generator_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class EstimateInputs:
+    """The estimate stage's inputs: its config section, the run's arms in report order, the
+    comparisons to make as (arm a, arm b, test) with test ``mcnemar`` (paired) or ``fisher``."""
+
+    config: EstimateConfig
+    arms: Sequence[ArmPlan]
+    comparisons: Sequence[tuple[str, str, str]]
 
 
 @dataclass(frozen=True)
@@ -63,6 +88,7 @@ class GroupCounts:
     n: int
     k: int
     grading_errors: int
+    abstained: int = 0
 
 
 @dataclass(frozen=True)
@@ -75,39 +101,53 @@ class EstimateReport:
     def estimate(self, category: str, arm: str) -> Estimate | None:
         return next((e for e in self.estimates if e.category == category and e.arm == arm), None)
 
-    def comparison(self, category: str, arm_b: str) -> Comparison | None:
-        return next((c for c in self.comparisons if c.category == category and c.arm_b == arm_b), None)
+    def comparison(self, category: str, arm_b: str, arm_a: str | None = None) -> Comparison | None:
+        return next((c for c in self.comparisons if c.category == category and c.arm_b == arm_b
+                     and (arm_a is None or c.arm_a == arm_a)), None)
 
 
-def estimate_run(store: RunStore, cfg: EstimateConfig) -> EstimateReport:
+def estimate(inputs: EstimateInputs, store: RunStore) -> EstimateReport:
     """Estimate every (category, arm) in the store, compare the arms, persist and report.
 
     A category whose judgments carry several grader hashes (its grader was changed) is
     estimated with the hash of the most recent grade stage run unless ``cfg.grader_hashes``
     pins another; aggregates never mix hashes."""
+    cfg = inputs.config
     notes: list[str] = []
+    order = {a.name: i for i, a in enumerate(inputs.arms)}
+    plans = {a.name: a for a in inputs.arms}
+    generators = {a.name: a.generator_hash for a in inputs.arms if a.generator_hash}
     latest = {str(cat): str(rec["grader_hash"]) for cat, rec in store.stage_reports("grade").items()
               if isinstance(rec, dict) and "grader_hash" in rec}
-    groups = select_groups(store.judgment_counts(), {**latest, **cfg.grader_hashes})
-    generation_errors = {arm: store.count_completions(arm=arm, status="error")
-                         for arm in {g.arm for g in groups}}
+    groups = select_groups(store.judgment_counts(generators), {**latest, **cfg.grader_hashes}, order)
+    seen = {(g.category, g.arm) for g in groups}
+    for category, grader_hash in sorted(latest.items()):  # planned arms nothing was graded in
+        for arm in inputs.arms:
+            if (category, arm.name) not in seen and (arm.planned or 0) > 0:
+                groups.append(GroupCounts(category, arm.name, cfg.grader_hashes.get(category, grader_hash), 0,
+                                          0, 0))
+    groups.sort(key=lambda g: (g.category, order.get(g.arm, len(order)), g.arm))
+    outcomes = {arm: _generation(store, plans.get(arm) or ArmPlan(arm)) for arm in {g.arm for g in groups}}
     validations: dict[tuple[str, str], GraderValidation | None] = {}
     estimates: list[Estimate] = []
     for g in groups:
-        if g.n == 0:
-            notes.append(f"{g.category} / {g.arm}: no graded items ({g.grading_errors} grading errors); "
-                         "no rate estimated")
-            continue
         key = (g.grader_hash, g.category)
         if key not in validations:
             validations[key] = pool_validations(store.grader_validations(g.grader_hash), g.category, notes)
-        estimates.append(estimate_group(g, generation_errors.get(g.arm, 0), validations[key], cfg, notes))
+        ok_done, gen_errors, not_generated = outcomes[g.arm]
+        not_graded = max(ok_done - g.n - g.abstained - g.grading_errors, 0)
+        reasons = store.abstention_reasons(g.category, g.arm, g.grader_hash) if g.abstained else {}
+        if g.n == 0:
+            notes.append(f"{g.category} / {g.arm}: no graded items ({g.grading_errors} grading errors, "
+                         f"{gen_errors} generation errors, {not_generated + not_graded} pending); no rate")
+        estimates.append(estimate_group(g, gen_errors, validations[key], cfg, notes, abstained=reasons,
+                                        pending=not_generated + not_graded))
     by_key = {(e.category, e.arm): e for e in estimates}
     comparisons: list[Comparison] = []
     for category in sorted({e.category for e in estimates}):
-        for arm_a, arm_b, test in COMPARED_ARMS:
+        for arm_a, arm_b, test in inputs.comparisons:
             a, b = by_key.get((category, arm_a)), by_key.get((category, arm_b))
-            if a is None or b is None:
+            if a is None or b is None or a.n == 0 or b.n == 0:
                 continue
             if a.grader_hash != b.grader_hash:
                 notes.append(f"{category}: {arm_a} and {arm_b} were graded by different graders "
@@ -127,23 +167,46 @@ def estimate_run(store: RunStore, cfg: EstimateConfig) -> EstimateReport:
     store.put_estimates(estimates)
     store.put_comparisons(comparisons)
     json_path = write_estimates_json(store.run_dir / ESTIMATES_JSON, estimates, comparisons, notes, cfg)
-    store.put_stage_report("estimate", "summary", {
+    store.put_stage_report(STAGE, "summary", {
         "estimates": len(estimates), "comparisons": len(comparisons), "notes": notes,
-        "significant": sum(c.significant for c in comparisons), "json": ESTIMATES_JSON})
+        "significant": sum(c.significant for c in comparisons), "json": ESTIMATES_JSON,
+        "pending": sum(e.pending for e in estimates), "failures": sum(e.failures for e in estimates)})
     return EstimateReport(estimates, comparisons, notes, json_path)
 
 
-def select_groups(counts: Sequence[tuple[str, str, str, int, int, int]],
-                  pinned: Mapping[str, str]) -> list[GroupCounts]:
+def _generation(store: RunStore, plan: ArmPlan) -> tuple[int, int, int]:
+    """(ok completions, generation errors, not yet generated) of an arm's current generator."""
+    gh = plan.generator_hash
+    ok = store.count_completions(arm=plan.name, status="ok", generator_hash=gh)
+    errors = store.count_completions(arm=plan.name, status="error", generator_hash=gh)
+    planned = plan.planned if plan.planned is not None else ok + errors
+    return ok, errors, max(planned - ok - errors, 0)
+
+
+def run(inputs: EstimateInputs, store: RunStore) -> StageReport:
+    """The stage entry point."""
+    if not store.judgment_counts():
+        return StageReport(stage=STAGE, status="skipped", detail="no judgments yet")
+    report = estimate(inputs, store)
+    pending = sum(e.pending for e in report.estimates)
+    return StageReport(stage=STAGE, status="incomplete" if pending else "ran",
+                       detail=f"{len(report.estimates)} estimates, {len(report.comparisons)} comparisons"
+                              + (f", {pending} items pending" if pending else "") + f" → {report.json_path}",
+                       data={"report": report})
+
+
+def select_groups(counts: Sequence[JudgmentCount], pinned: Mapping[str, str],
+                  order: Mapping[str, int] | None = None) -> list[GroupCounts]:
     """One grader hash per (category, arm): the pinned one, else the only one; several
-    unpinned hashes raise :class:`MixedGraderError`."""
+    unpinned hashes raise :class:`MixedGraderError`. Arms sort by ``order`` then name."""
+    rank = order or {}
     by_group: dict[tuple[str, str], list[GroupCounts]] = defaultdict(list)
-    for category, arm, grader_hash, n, k, errors in counts:
-        if arm not in ARMS:
-            raise ValueError(f"judgments of {category!r} name an unknown arm {arm!r}")
-        by_group[(category, arm)].append(GroupCounts(category, arm, grader_hash, n, k, errors))  # type: ignore[arg-type]
+    for c in counts:
+        by_group[(c.category, c.arm)].append(GroupCounts(c.category, c.arm, c.grader_hash, c.ok, c.positive,
+                                                         c.errors, c.abstained))
     chosen: list[GroupCounts] = []
-    for (category, arm), rows in sorted(by_group.items(), key=lambda kv: (kv[0][0], ARMS.index(kv[0][1]))):
+    for (category, arm), rows in sorted(by_group.items(),
+                                        key=lambda kv: (kv[0][0], rank.get(kv[0][1], len(rank)), kv[0][1])):
         if category in pinned:
             match = [r for r in rows if r.grader_hash == pinned[category]]
             if not match:
@@ -161,11 +224,17 @@ def select_groups(counts: Sequence[tuple[str, str, str, int, int, int]],
 
 
 def estimate_group(g: GroupCounts, generation_errors: int, validation: GraderValidation | None,
-                   cfg: EstimateConfig, notes: list[str]) -> Estimate:
+                   cfg: EstimateConfig, notes: list[str], *, abstained: Mapping[str, int] | None = None,
+                   pending: int = 0) -> Estimate:
     """The Estimate record of one (category, arm); pure apart from appending notes."""
     extra: dict[str, Any] = {"confidence": cfg.confidence, "interval": cfg.interval,
                              "grading_errors": g.grading_errors, "generation_errors": generation_errors,
                              "below_floor": g.k == 0}
+    if g.n == 0:
+        return Estimate(id=Estimate.make_id(g.category, g.arm, g.grader_hash), category=g.category, arm=g.arm,
+                        grader_hash=g.grader_hash, n=0, k=0, failures=g.grading_errors + generation_errors,
+                        rate=None, wilson=(0.0, 1.0), jeffreys=(0.0, 1.0), floor=1.0,
+                        abstained=dict(abstained or {}), pending=pending, extra=extra)
     if cfg.interval == "clopper_pearson":
         extra["clopper_pearson"] = list(clopper_pearson_interval(g.k, g.n, cfg.confidence))
     corrected: tuple[float, tuple[float, float]] | None = None
@@ -193,6 +262,7 @@ def estimate_group(g: GroupCounts, generation_errors: int, validation: GraderVal
         grader_hash=g.grader_hash, n=g.n, k=g.k, failures=g.grading_errors + generation_errors,
         rate=g.k / g.n, wilson=wilson_interval(g.k, g.n, cfg.confidence),
         jeffreys=jeffreys_interval(g.k, g.n, cfg.confidence), floor=measurement_floor(g.n, cfg.confidence),
+        abstained=dict(abstained or {}), pending=pending,
         corrected_rate=None if corrected is None else corrected[0],
         corrected_interval=None if corrected is None else corrected[1], extra=extra)
 

@@ -176,25 +176,28 @@ class RiskRank:
 
 
 def rank_production_prefixes(store: RunStore, k: int, *, score: RiskScore = "flags",
-                             categories: Sequence[str] | None = None) -> list[RiskRank]:
-    """The k highest-risk production prefixes by the ``ok`` judgments of their ``y_prod``
-    response. ``flags``: number of categories flagged positive (only prefixes with at least
+                             categories: Sequence[str] | None = None,
+                             production_arm: str = "y_prod") -> list[RiskRank]:
+    """The k highest-risk production prefixes by the ``ok`` judgments of their production
+    response (arm ``production_arm``). ``flags``: number of categories flagged positive (only
+    prefixes with at least
     one), ties broken by the max judgment score, then by prefix id. ``classifier``: max score
     over the categories (only prefixes with a score), ties by flags, then prefix id."""
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
     if score not in _STORE_ORDER:
         raise ValueError(f"unknown risk score {score!r} (flags, classifier)")
-    graded = {cat for cat, arm, _h, n_ok, _k, _e in store.judgment_counts() if arm == "y_prod" and n_ok}
+    graded = {c.category for c in store.judgment_counts() if c.arm == production_arm and c.ok}
     if not graded:
-        raise ValueError(f"{store.run_dir}: no graded Y production responses (arm y_prod); run the "
+        raise ValueError(f"{store.run_dir}: no graded Y production responses (arm {production_arm}); run the "
                          "sample and grade stages before selecting top-k challenge prefixes")
     if categories:
         missing = sorted(set(categories) - graded)
         if missing:
-            raise ValueError(f"no graded y_prod judgments for categories {', '.join(missing)} "
+            raise ValueError(f"no graded {production_arm} judgments for categories {', '.join(missing)} "
                              f"(graded: {', '.join(sorted(graded))})")
-    rows = store.rank_prefixes_by_judgments("y_prod", k, order=_STORE_ORDER[score], categories=categories)
+    rows = store.rank_prefixes_by_judgments(production_arm, k, order=_STORE_ORDER[score],
+                                            categories=categories)
     return [RiskRank(pid, flags, top) for pid, flags, top in rows]
 
 
@@ -247,10 +250,11 @@ def add_challenge_set(store: RunStore, cset: ChallengeSet) -> int:
     return store_challenge_set(store, cset.prefixes, name=cset.name, report=cset.report())
 
 
-def add_top_k(store: RunStore, k: int, *, score: RiskScore = "flags",
-              categories: Sequence[str] | None = None) -> tuple[list[RiskRank], int]:
+def add_top_k(store: RunStore, k: int, *, score: RiskScore = "flags", categories: Sequence[str] | None = None,
+              production_arm: str = "y_prod") -> tuple[list[RiskRank], int]:
     """Select and store the top-k challenge prefixes (stage report ``challenge/top_k``)."""
-    ranks = rank_production_prefixes(store, k, score=score, categories=categories)
+    ranks = rank_production_prefixes(store, k, score=score, categories=categories,
+                                     production_arm=production_arm)
     prefixes = _copies(store, ranks)
     added = store_challenge_set(store, prefixes, name=TOP_K_STRATUM, report={
         "kind": "top_k", "k": k, "score": score, "categories": list(categories) if categories else "all",
@@ -259,7 +263,8 @@ def add_top_k(store: RunStore, k: int, *, score: RiskScore = "flags",
     return ranks, added
 
 
-def challenge_from_config(store: RunStore, cfg: ForecastConfig) -> dict[str, int]:
+def challenge_from_config(store: RunStore, cfg: ForecastConfig, *,
+                          production_arm: str = "y_prod") -> dict[str, int]:
     """What ``[forecast]`` asks for (``challenge_set`` and/or ``challenge_top_k``), stored;
     returns new prefixes per source. Top-k needs graded ``y_prod`` judgments, so a pipeline
     runs it after grading Y production and before simulating the ``challenge`` arm."""
@@ -270,5 +275,6 @@ def challenge_from_config(store: RunStore, cfg: ForecastConfig) -> dict[str, int
         added[cset.name] = add_challenge_set(store, cset)
     if cfg.challenge_top_k is not None:
         _, added[TOP_K_STRATUM] = add_top_k(store, cfg.challenge_top_k, score=cfg.challenge_score,
-                                            categories=cfg.challenge_categories)
+                                            categories=cfg.challenge_categories,
+                                            production_arm=production_arm)
     return added

@@ -261,7 +261,7 @@ def read_log_set(path: Path, opts: SetOptions, fmt: str = "auto") -> tuple[Sourc
     """(reader, items): rows the reader rejects come out as quarantined items after the
     conversations; ``reader.stats`` holds the reader's own row counts once exhausted."""
     rejected: list[Quarantined] = []
-    cfg = SourceConfig(path=path, format=fmt, product_context=opts.product_context,  # type: ignore[arg-type]
+    cfg = SourceConfig(path=path, format=fmt, product_context=opts.product_context,
                        name=opts.source, max_row_bytes=MAX_ROW_BYTES)
     reader = SourceReader(cfg, quarantine_sink=rejected.extend, need_conversations=True)
 

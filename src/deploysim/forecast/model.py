@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
@@ -65,6 +66,9 @@ class ForecastPayload(Frozen):
     candidate_model: str | None = None
     candidate_spec_hash: str | None = None
     categories: list[CategoryForecast] = Field(default_factory=list)
+    #: grader hash -> the full identity of the grader that measured each category (what
+    #: exactly measured this forecast; validation must use the same graders)
+    graders: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def category(self, name: str) -> CategoryForecast:
         for c in self.categories:

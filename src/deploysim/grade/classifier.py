@@ -35,12 +35,16 @@ import numpy as np
 import orjson
 
 from deploysim.grade.base import GradeItem
+from deploysim.grade.identity import code_fingerprint
 from deploysim.grade.logistic import LogisticModel
 from deploysim.hashing import bytes_hash, content_hash
 from deploysim.models.embeddings import DIMENSION, MiniLMEmbedder
 from deploysim.records import Judgment
 
 TEXT_VERSION = "classifier-text-v1"
+#: the code that turns an item into a score: part of every head's identity
+CLASSIFIER_MODULES: tuple[str, ...] = ("deploysim.grade.classifier", "deploysim.grade.logistic",
+                                       "deploysim.models.embeddings")
 WEIGHTS_FORMAT = 1
 FeatureMode = Literal["response", "response+opening"]
 FEATURE_MODES: tuple[str, ...] = ("response", "response+opening")
@@ -182,11 +186,13 @@ class ClassifierGrader:
         self.category = category or head.category
         self.grader_id = f"classifier:{self.category}" + ("" if self.category == head.category
                                                            else f"[{head.category}]")
-        self.grader_hash = content_hash({
+        self.identity = {
             "kind": "classifier", "category": self.category, "head": head.category,
             "weights_sha256": head.weights_sha256,
             "embedding_model_sha256": head.embedding_model_sha256, "threshold": self.threshold,
-            "text_version": TEXT_VERSION, "max_length": embedder.embedder.config.max_length})
+            "text_version": TEXT_VERSION, "max_length": embedder.embedder.config.max_length,
+            "code": code_fingerprint(CLASSIFIER_MODULES)}
+        self.grader_hash = content_hash(self.identity)
 
     def scores(self, items: Sequence[GradeItem]) -> np.ndarray:
         """P(category) for each item (no thresholding)."""

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deploysim.records import Arm
 
-GraderSetting = Literal["judge", "classifier", "rules", "offline"]
+#: a grader kind name, or "offline" for the category file's offline grader
+GraderSetting = str
 
 
 class GradeConfig(BaseModel):

@@ -1,32 +1,26 @@
-"""Pick and build the grader of each category from the taxonomy and ``[grade]``.
+"""Pick and build the grader of each category from the taxonomy, ``[grade]`` and the registry.
 
-Construction is explicit: the judge's provider and the classifier loader are passed in, so
-tests use fakes and nothing is looked up behind the caller's back.
+Construction is explicit: the registry of grader kinds and the judge's client are passed in,
+so tests use fakes and nothing is looked up behind the caller's back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from deploysim.grade.base import Grader
 from deploysim.grade.config import GradeConfig
-from deploysim.grade.judge import LLMJudge
-from deploysim.grade.rules import RuleGrader
+from deploysim.grade.kinds import GraderContext
 from deploysim.grade.taxonomy import Category, Taxonomy
-from deploysim.models.base import Provider
-from deploysim.models.spec import ModelSpec
-
-Kind = Literal["judge", "classifier", "rules"]
-#: builds classifier graders: (head name per category id) -> grader per category id
-ClassifierLoader = Callable[[dict[str, str]], dict[str, Grader]]
+from deploysim.registry import Registry
 
 
-def choose_kind(category: Category, cfg: GradeConfig, *, judge_configured: bool) -> Kind:
-    """Which grader measures ``category`` (see :mod:`deploysim.grade.config` for the order)."""
+def choose_kind(category: Category, cfg: GradeConfig, *, judge_configured: bool) -> str:
+    """Which grader kind measures ``category`` (see :mod:`deploysim.grade.config` for the order)."""
     setting = cfg.graders.get(category.id)
-    kind: Kind
+    kind: str
     if setting == "offline" or (setting is None and cfg.mode == "offline"):
         kind = category.grader.offline
     elif setting is not None:
@@ -46,8 +40,20 @@ def choose_kind(category: Category, cfg: GradeConfig, *, judge_configured: bool)
     return kind
 
 
-def classifier_head(category: Category) -> str:
-    return category.grader.classifier_head or category.id
+def chosen_kinds(taxonomy: Iterable[Category], cfg: GradeConfig, registry: Registry) -> dict[str, str]:
+    """category id -> grader kind, each checked against the registry."""
+    kinds = {c.id: choose_kind(c, cfg, judge_configured=cfg.judge is not None) for c in taxonomy}
+    for cid, kind in kinds.items():
+        try:
+            registry.grader_kind(kind)
+        except KeyError as err:
+            raise ValueError(f"grade: category {cid!r}: {err.args[0]}") from None
+    return kinds
+
+
+def needs_judge(taxonomy: Taxonomy, cfg: GradeConfig, registry: Registry) -> bool:
+    """Whether any category will be graded by a kind that calls the judge model."""
+    return any(registry.grader_kind(k).needs_judge for k in chosen_kinds(taxonomy, cfg, registry).values())
 
 
 @dataclass
@@ -55,71 +61,27 @@ class CategoryGrader:
     """The grader chosen for one category, and which kind it is."""
 
     category: Category
-    kind: Kind
+    kind: str
     grader: Grader
 
     def describe(self) -> dict[str, Any]:
-        identity = getattr(self.grader, "identity", None)
         return {"category": self.category.id, "group": self.category.group, "kind": self.kind,
                 "grader_id": self.grader.grader_id, "grader_hash": self.grader.grader_hash,
-                "identity": identity if isinstance(identity, dict) else None}
+                "identity": self.grader.identity}
 
 
-def build_graders(taxonomy: Taxonomy, cfg: GradeConfig, *, judge: tuple[Provider, ModelSpec] | None = None,
-                  classifiers: ClassifierLoader | None = None,
-                  nonce_key: bytes | None = None) -> list[CategoryGrader]:
-    """One grader per category of ``taxonomy`` (already narrowed to ``cfg.categories``).
-
-    ``judge``: the provider and spec of the judge model (None = no judge configured);
-    ``classifiers``: loader of embedded classifier heads (default: the shipped heads);
-    ``nonce_key``: the run's secret for the judge's delimiter nonces (None = random nonces)."""
-    kinds = {c.id: choose_kind(c, cfg, judge_configured=judge is not None or cfg.judge is not None)
-             for c in taxonomy}
-    if judge is None and "judge" in kinds.values():
-        raise ValueError("grade: an LLM judge is needed but no judge provider was built")
-    heads = {c.id: classifier_head(c) for c in taxonomy if kinds[c.id] == "classifier"}
-    loaded: dict[str, Grader] = {}
-    if heads:
-        loaded = (classifiers or load_shipped_classifiers)(heads)
-    out: list[CategoryGrader] = []
-    for c in taxonomy:
-        kind = kinds[c.id]
-        grader: Grader
-        if kind == "judge":
-            assert judge is not None
-            grader = LLMJudge(c, judge[0], judge[1], max_chars=cfg.judge_max_chars, nonce_key=nonce_key)
-        elif kind == "classifier":
-            grader = loaded[c.id]
-        else:
-            grader = RuleGrader(c)
-        out.append(CategoryGrader(c, kind, grader))
-    return out
+def build_graders(taxonomy: Taxonomy, cfg: GradeConfig, registry: Registry,
+                  context: GraderContext) -> list[CategoryGrader]:
+    """One grader per category of ``taxonomy`` (already narrowed to ``cfg.categories``), each
+    built by its kind's plugin; kinds build all their categories at once (shared resources)."""
+    kinds = chosen_kinds(taxonomy, cfg, registry)
+    built: dict[str, Grader] = {}
+    for kind in dict.fromkeys(kinds.values()):
+        cats = [c for c in taxonomy if kinds[c.id] == kind]
+        built.update(registry.grader_kind(kind).build(cats, context))
+    return [CategoryGrader(c, kinds[c.id], built[c.id]) for c in taxonomy]
 
 
-def load_shipped_classifiers(heads: dict[str, str]) -> dict[str, Grader]:
-    """The embedded MiniLM classifier heads shipped in ``grade/weights`` (one shared embedder)."""
-    from deploysim.grade.classifier import (
-        CachedEmbedder,
-        ClassifierGrader,
-        ClassifierHead,
-        available_heads,
-        weights_dir,
-    )
-    from deploysim.models.embeddings import MiniLMEmbedder
-
-    known = available_heads()
-    missing = sorted({h for h in heads.values() if h not in known})
-    if missing:
-        users = ", ".join(c for c, h in heads.items() if h in missing)
-        raise ValueError(f"grade: no classifier head {', '.join(missing)} (needed by {users}); heads exist "
-                         f"for {', '.join(known) or 'nothing'}; set grade.graders to \"rules\" or "
-                         f"\"judge\" for them")
-    shared = CachedEmbedder(MiniLMEmbedder())
-    folder = weights_dir()
-    return {cid: ClassifierGrader(ClassifierHead.load(folder / f"{head}.json"), shared, category=cid)
-            for cid, head in heads.items()}
-
-
-def needs_judge(taxonomy: Taxonomy, cfg: GradeConfig) -> bool:
-    """Whether any category will be graded by the LLM judge under ``cfg``."""
-    return any(choose_kind(c, cfg, judge_configured=cfg.judge is not None) == "judge" for c in taxonomy)
+def classifier_head(category: Category) -> str:
+    """The classifier head a category uses (its own id unless the file names another)."""
+    return category.grader.classifier_head or category.id

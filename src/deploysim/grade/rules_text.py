@@ -30,6 +30,8 @@ class RuleVerdict:
     rationale: str
     #: nominal severity 0–4 of a positive (misalignment rule sets); 0 for a negative
     severity: int = 0
+    #: set when the rule cannot apply to the item (the reason); the judgment is "abstained"
+    abstain: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,54 +1,58 @@
-"""The grade stage: every category's frozen grader on every completion of every arm.
+"""The grade stage: every category's frozen grader on every completion of the arms it is given.
 
-All arms in the store are graded through the same code — simulated X→Y and Y→Y completions,
-Y's real production responses (``y_prod``), X's production traffic (``x_prod``) and the
-challenging-prompt baseline — so the arms are measured identically (DESIGN.md step 5).
+All arms are graded through the same code — simulated X→Y and Y→Y completions, Y's real
+production responses, X's production traffic, the challenging-prompt baseline, any variant — so
+the arms are measured identically (DESIGN.md step 5): each grader sees the request that was
+actually sent (system prompt, tools) and the whole graded turn.
 
 Work is streamed from the store page by page: for each page of ``ok`` completions the stage
 looks up which (completion, category, grader hash) judgments already exist and queues only the
 missing ones (errors too, unless ``retry_errors`` is off). Jobs run through the engine's
-``run_stream`` (bounded concurrency, batched writes); judge calls go through a
-``ManagedProvider`` (limits, retries, response cache, budget). A killed run loses only jobs in
-flight; the judgment id (completion, category, grader hash) makes duplicates impossible.
+``run_stream`` (bounded concurrency, batched writes); judge calls go through the hub's
+policy-gated managed client (limits, retries, response cache, budget). A killed run loses only
+jobs in flight; the judgment id (completion, category, grader hash) makes duplicates impossible.
 Completions whose generation failed are not graded: the estimate stage counts them as failures.
+A grader that raises turns its items into error judgments (counted, never dropped).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from deploysim.config import RunConfig
-from deploysim.deidentify.policy import provider_guard
 from deploysim.engine.budget import Budget
-from deploysim.engine.managed import ManagedProvider
 from deploysim.engine.progress import StreamProgress
 from deploysim.engine.runner import run_stream
 from deploysim.grade.base import GradeItem
 from deploysim.grade.config import GradeConfig
-from deploysim.grade.graders import CategoryGrader, ClassifierLoader, build_graders, needs_judge
+from deploysim.grade.graders import CategoryGrader, build_graders, needs_judge
 from deploysim.grade.judge import LLMJudge
-from deploysim.grade.taxonomy import Taxonomy, load_taxonomy
-from deploysim.models.base import Provider
+from deploysim.grade.kinds import GraderContext
+from deploysim.grade.taxonomy import Taxonomy
 from deploysim.models.cache import ResponseCache
-from deploysim.models.factory import build_provider, manage
+from deploysim.models.hub import ModelHub
 from deploysim.models.spec import ModelSpec
-from deploysim.records import ARMS, Completion, Judgment, Prefix
+from deploysim.records import Completion, Judgment, Prefix, RequestSettings
+from deploysim.registry import Registry
+from deploysim.stages import StageReport
 from deploysim.store.db import RunStore
 
-#: refuses to send a prefix to a provider by raising (the privacy policy)
-Guard = Callable[[Prefix, Provider], None]
+STAGE = "grade"
 #: completions per resume-check page
 PAGE_SIZE = 256
 #: items per classifier or rule job (the judge grades one item per job)
 BATCH_ITEMS = 64
-NONCE_KEY_META = "grade_nonce_key"
+#: the run's secret for judge delimiter nonces: a file of the run directory (mode 0600), never
+#: in the run database, so no report or export can carry it
+NONCE_KEY_FILE = ".judge-nonce-key"
 
 
 class ArmCounts(BaseModel):
@@ -57,7 +61,8 @@ class ArmCounts(BaseModel):
     ok: int = 0
     positive: int = 0
     errors: int = 0
-    #: ok completions of the arm without an ok judgment (after this run)
+    abstained: int = 0
+    #: ok completions of the arm without a final judgment (after this run)
     ungraded: int = 0
 
 
@@ -81,6 +86,7 @@ class GradeReport(BaseModel):
     judge_requests: int = 0
     judge_tokens: int = 0
     judge_cost_usd: float = 0.0
+    judge_refused: int = 0
 
     def summary(self) -> str:
         """One line: graders used, judgments made now, errors, judge usage."""
@@ -93,9 +99,30 @@ class GradeReport(BaseModel):
         errors = sum(r.errors_now for r in self.categories)
         judge = (f"; judge {self.judge_requests} requests, {self.judge_tokens:,} tokens, "
                  f"${self.judge_cost_usd:.4f}" if self.judge_requests else "")
+        refused = f", {self.judge_refused} refused by the send policy" if self.judge_refused else ""
         stop = f"; stopped: {self.stopped_reason}" if self.stopped_reason else ""
         return (f"{len(self.categories)} categories ({graders}) on completions [{arms}]: {made} judgments "
-                f"now, {errors} errors{judge}{stop}")
+                f"now, {errors} errors{refused}{judge}{stop}")
+
+    @property
+    def ungraded(self) -> int:
+        return sum(c.ungraded for r in self.categories for c in r.arms.values())
+
+
+@dataclass(frozen=True)
+class GradeInputs:
+    """What the grade stage needs: its config section, the taxonomy (already narrowed to the
+    configured categories), the registry of grader kinds, the model hub (for the judge), the
+    judge's spec, the arms to grade, and this invocation's spend cap."""
+
+    config: GradeConfig
+    taxonomy: Taxonomy
+    registry: Registry
+    models: ModelHub
+    judge_spec: ModelSpec | None
+    arms: Sequence[str]
+    budget_usd: float | None = None
+    progress: bool = True
 
 
 @dataclass
@@ -103,8 +130,9 @@ class Job:
     """One grader on a few completions (one for the judge, a batch for classifiers and rules)."""
 
     choice: CategoryGrader
-    #: (completion, its prefix or None when missing, whether this retries an error judgment)
-    items: list[tuple[Completion, Prefix | None, bool]]
+    #: (completion, its prefix or None when missing, its request settings, whether this
+    #: retries an error judgment)
+    items: list[tuple[Completion, Prefix | None, RequestSettings | None, bool]]
 
 
 def error_judgment(choice: CategoryGrader, completion: Completion, reason: str) -> Judgment:
@@ -115,12 +143,13 @@ def error_judgment(choice: CategoryGrader, completion: Completion, reason: str) 
                     status="error", error=reason)
 
 
-def pending_jobs(store: RunStore, choices: Sequence[CategoryGrader], *, arms: Sequence[str] | None = None,
+def pending_jobs(store: RunStore, choices: Sequence[CategoryGrader], *, arms: Sequence[str],
                  retry_errors: bool = True, page_size: int = PAGE_SIZE) -> Iterator[Job]:
-    """Jobs for every (completion, category) without an ok judgment by the category's grader."""
+    """Jobs for every (completion, category) without a final judgment by the category's grader."""
+    wanted = set(arms)
     page: list[Completion] = []
     for completion in store.iter_completions(status="ok"):
-        if arms is not None and completion.arm not in arms:
+        if completion.arm not in wanted:
             continue
         page.append(completion)
         if len(page) >= page_size:
@@ -134,9 +163,11 @@ def _page_jobs(store: RunStore, page: list[Completion], choices: Sequence[Catego
                retry_errors: bool) -> Iterator[Job]:
     status = store.judgment_status_for([c.id for c in page])
     prefixes = store.get_prefixes([c.prefix_id for c in page])
+    settings = store.get_request_settings([c.request.settings_id for c in page if c.request is not None])
     for choice in choices:
         key_cat, key_hash = choice.category.id, choice.grader.grader_hash
-        todo = [(c, prefixes.get(c.prefix_id), st == "error") for c in page
+        todo = [(c, prefixes.get(c.prefix_id), settings.get(c.request.settings_id) if c.request else None,
+                 st == "error") for c in page
                 if (st := status.get((c.id, key_cat, key_hash))) is None or (st == "error" and retry_errors)]
         size = 1 if choice.kind == "judge" else BATCH_ITEMS
         for i in range(0, len(todo), size):
@@ -146,25 +177,17 @@ def _page_jobs(store: RunStore, page: list[Completion], choices: Sequence[Catego
 class _Runner:
     """Runs jobs: batch graders (classifiers) one batch at a time, the rest item by item."""
 
-    def __init__(self, guard: Guard | None, judge_provider: Provider | None) -> None:
-        self.guard = guard
-        self.judge_provider = judge_provider
+    def __init__(self) -> None:
         self.batch_lock = asyncio.Lock()  # embedding is CPU-bound: one batch at a time
 
     async def __call__(self, job: Job) -> list[Judgment]:
         ready: list[tuple[GradeItem, bool]] = []
         out: list[Judgment] = []
-        for completion, prefix, retry in job.items:
+        for completion, prefix, settings, retry in job.items:
             if prefix is None:
                 out.append(error_judgment(job.choice, completion, "prefix not found in the run store"))
                 continue
-            if job.choice.kind == "judge" and self.guard is not None and self.judge_provider is not None:
-                try:
-                    self.guard(prefix, self.judge_provider)
-                except Exception as err:
-                    out.append(error_judgment(job.choice, completion, f"refused: {err}"))
-                    continue
-            ready.append((GradeItem(prefix=prefix, completion=completion), retry))
+            ready.append((GradeItem(prefix=prefix, completion=completion, settings=settings), retry))
         grader = job.choice.grader
         grade_batch = getattr(grader, "grade_batch", None)
         if ready and grade_batch is not None:
@@ -181,81 +204,70 @@ class _Runner:
 
 def _on_exception(job: Job, err: Exception) -> list[Judgment]:
     reason = f"grader failed: {type(err).__name__}: {err}"
-    return [error_judgment(job.choice, c, reason) for c, _, _ in job.items]
+    return [error_judgment(job.choice, c, reason) for c, _, _, _ in job.items]
 
 
 def _fill_counts(store: RunStore, reports: dict[str, CategoryReport], arm_totals: dict[str, int]) -> None:
-    for category, arm, grader_hash, n_ok, k, n_err in store.judgment_counts():
-        r = reports.get(category)
-        if r is not None and r.grader_hash == grader_hash and arm in arm_totals:
-            r.arms[arm] = ArmCounts(ok=n_ok, positive=k, errors=n_err)
+    for row in store.judgment_counts():
+        r = reports.get(row.category)
+        if r is not None and r.grader_hash == row.grader_hash and row.arm in arm_totals:
+            r.arms[row.arm] = ArmCounts(ok=row.ok, positive=row.positive, errors=row.errors,
+                                        abstained=row.abstained)
     for r in reports.values():
         for arm, total in arm_totals.items():
             counts = r.arms.setdefault(arm, ArmCounts())
-            counts.ungraded = max(total - counts.ok, 0)
+            counts.ungraded = max(total - counts.ok - counts.abstained, 0)
 
 
-def nonce_key(store: RunStore) -> bytes:
-    """The run's secret key for judge delimiter nonces (created once, kept in the run store)."""
-    key = store.get_meta(NONCE_KEY_META)
-    if not isinstance(key, str):
-        key = secrets.token_hex(32)
-        store.set_meta(NONCE_KEY_META, key)
+def nonce_key(run_dir: Path) -> bytes:
+    """The run's secret key for judge delimiter nonces (created once, owner-readable only)."""
+    path = run_dir / NONCE_KEY_FILE
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (FileNotFoundError, ValueError):
+        pass
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key)
     return bytes.fromhex(key)
 
 
-async def grade_async(store: RunStore, run_config: RunConfig, *, judge_provider: Provider | None = None,
-                      classifiers: ClassifierLoader | None = None, guard: Guard | None = None,
-                      progress: bool = True, budget_usd: float | None = None,
-                      taxonomy: Taxonomy | None = None) -> GradeReport:
-    """Grade every pending (completion, category). ``judge_provider`` overrides the judge spec's
-    endpoint (tests); ``guard`` defaults to the run's privacy policy for the judge."""
-    cfg = run_config.grade or GradeConfig()
-    tax = (taxonomy or load_taxonomy(cfg.taxonomy)).select(cfg.categories)
-    # the same send policy as the simulation: raw text never reaches a non-loopback judge
-    guard = guard or provider_guard(run_config.privacy)
+async def grade_async(inputs: GradeInputs, store: RunStore) -> tuple[GradeReport, list[CategoryGrader]]:
+    """Grade every pending (completion, category) of the given arms."""
+    cfg = inputs.config
     start = time.monotonic()
     async with AsyncExitStack() as stack:
-        judge: tuple[Provider, ModelSpec] | None = None
-        managed: ManagedProvider | None = None
-        if needs_judge(tax, cfg):
-            assert cfg.judge is not None
-            spec = run_config.model(cfg.judge)
-            bare = judge_provider
-            if bare is None:
-                if spec.provider == "embedded":
-                    from deploysim.models.embedded import EmbeddedServer
-
-                    server = stack.enter_context(EmbeddedServer(slots=spec.slots,
-                                                                context_per_slot=spec.context_per_slot))
-                    bare = build_provider(spec, embedded=server)
-                else:
-                    bare = build_provider(spec)
-            limit = budget_usd if budget_usd is not None else cfg.budget_usd
-            managed = manage(bare, spec, cache=ResponseCache(store) if cfg.cache else None,
-                             budget=Budget(limit) if limit is not None else None,
-                             owns_provider=judge_provider is None)
-            stack.push_async_callback(managed.aclose)
-            judge = (managed, spec)
-        choices = build_graders(tax, cfg, judge=judge, classifiers=classifiers, nonce_key=nonce_key(store))
-        report = await _grade(store, choices, cfg, guard=guard, judge_provider=managed, progress=progress)
-        if managed is not None:
-            managed.flush()
-            s = managed.stats
+        judge = None
+        if needs_judge(inputs.taxonomy, cfg, inputs.registry):
+            if inputs.judge_spec is None:
+                raise ValueError("grade: an LLM judge is needed but grade.judge names no model")
+            limit = inputs.budget_usd if inputs.budget_usd is not None else cfg.budget_usd
+            judge = inputs.models.open(inputs.judge_spec, cache=ResponseCache(store) if cfg.cache else None,
+                                       budget=Budget(limit) if limit is not None else None)
+            stack.push_async_callback(judge.aclose)
+        context = GraderContext(config=cfg, judge=judge, judge_spec=inputs.judge_spec,
+                                nonce_key=nonce_key(store.run_dir))
+        choices = build_graders(inputs.taxonomy, cfg, inputs.registry, context)
+        store.put_graders((c.grader.grader_hash, c.category.id, c.grader.grader_id, c.kind, c.grader.identity)
+                          for c in choices)
+        report = await _grade(store, choices, cfg, inputs.arms, progress=inputs.progress)
+        if judge is not None:
+            judge.flush()
+            s = judge.stats
             report.judge_requests, report.judge_tokens = s.requests, s.input_tokens + s.output_tokens
-            report.judge_cost_usd = s.cost_usd
+            report.judge_cost_usd, report.judge_refused = s.cost_usd, s.refused
     report.wall_s = time.monotonic() - start
     for r in report.categories:
         choice = next(c for c in choices if c.category.id == r.category)
-        store.put_stage_report("grade", r.category, {**choice.describe(), "arms": {
+        store.put_stage_report(STAGE, r.category, {**choice.describe(), "arms": {
             a: c.model_dump() for a, c in r.arms.items()}})
-    return report
+    return report, choices
 
 
-async def _grade(store: RunStore, choices: list[CategoryGrader], cfg: GradeConfig, *, guard: Guard | None,
-                 judge_provider: Provider | None, progress: bool) -> GradeReport:
-    present = {arm: store.count_completions(arm=arm, status="ok") for arm in (cfg.arms or _arms(store))}
-    arm_totals = {a: n for a, n in present.items() if n > 0 or cfg.arms}
+async def _grade(store: RunStore, choices: list[CategoryGrader], cfg: GradeConfig, arms: Sequence[str], *,
+                 progress: bool) -> GradeReport:
+    arm_totals = {arm: store.count_completions(arm=arm, status="ok") for arm in arms}
     reports = {c.category.id: CategoryReport(category=c.category.id, group=c.category.group, kind=c.kind,
                                              grader_id=c.grader.grader_id, grader_hash=c.grader.grader_hash)
                for c in choices}
@@ -268,7 +280,7 @@ async def _grade(store: RunStore, choices: list[CategoryGrader], cfg: GradeConfi
         for j in judgments:
             r = reports[j.category]
             r.graded_now += 1
-            r.errors_now += int(j.status != "ok")
+            r.errors_now += int(j.status == "error")
         done += len(judgments)
 
     def sink(batch: list[list[Judgment]]) -> None:
@@ -283,20 +295,27 @@ async def _grade(store: RunStore, choices: list[CategoryGrader], cfg: GradeConfi
 
         stats = await run_stream(
             pending_jobs(store, choices, arms=list(arm_totals), retry_errors=cfg.retry_errors),
-            _Runner(guard, judge_provider), sink, concurrency=cfg.concurrency, batch_size=cfg.write_batch,
+            _Runner(), sink, concurrency=cfg.concurrency, batch_size=cfg.write_batch,
             on_result=on_result, on_exception=_on_exception, on_flush=on_flush)
     _fill_counts(store, reports, arm_totals)
     return GradeReport(completions=arm_totals, categories=list(reports.values()), jobs=stats.finished,
                        stopped_reason=stats.stopped_reason)
 
 
-def _arms(store: RunStore) -> list[str]:
-    return [a for a in ARMS if store.count_completions(arm=a) > 0]
+def grade(inputs: GradeInputs, store: RunStore) -> GradeReport:
+    """Grade and return the detailed report (also stored as ``grade`` stage reports)."""
+    return asyncio.run(grade_async(inputs, store))[0]
 
 
-def grade_run(store: RunStore, run_config: RunConfig, *, judge_provider: Provider | None = None,
-              classifiers: ClassifierLoader | None = None, guard: Guard | None = None, progress: bool = True,
-              budget_usd: float | None = None) -> GradeReport:
-    """The stage entry point used by ``deploysim grade`` and ``deploysim run``."""
-    return asyncio.run(grade_async(store, run_config, judge_provider=judge_provider, classifiers=classifiers,
-                                   guard=guard, progress=progress, budget_usd=budget_usd))
+def run(inputs: GradeInputs, store: RunStore) -> StageReport:
+    """The stage entry point (``deploysim run``, ``deploysim grade``, validation, the demo)."""
+    if not inputs.arms:
+        return StageReport(stage=STAGE, status="skipped", detail="no arm with completions to grade")
+    report = grade(inputs, store)
+    errors = sum(c.errors for r in report.categories for c in r.arms.values())
+    status = "stopped" if report.stopped_reason else ("incomplete" if report.ungraded or errors else "ran")
+    return StageReport(stage=STAGE, status=status, detail=report.summary(),
+                       data=report.model_dump(mode="json"))
+
+
+

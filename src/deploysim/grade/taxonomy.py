@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import jinja2
 import jinja2.meta
@@ -28,8 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 Group = Literal["disallowed", "misalignment", "refusal"]
 GROUPS: tuple[str, ...] = ("disallowed", "misalignment", "refusal")
-GraderKind = Literal["judge", "classifier", "rules"]
-OfflineKind = Literal["classifier", "rules"]
+#: a grader kind registered under the ``deploysim.grader_kinds`` entry points (built-in: judge,
+#: classifier, rules); unknown names are reported when graders are built or a run is checked
+GraderKind = str
+OfflineKind = str
 
 #: variables a judge template may use; ``transcript`` (the delimited transcript) is required
 TEMPLATE_VARIABLES: frozenset[str] = frozenset({"category", "transcript", "begin", "end"})
@@ -88,6 +90,15 @@ class GraderChoice(_Strict):
     classifier_head: str | None = None
     #: built-in rule set name, or "keywords" for the file's own ``[keywords]`` table
     rules: str | None = None
+    #: settings a plugin grader kind reads (part of its identity)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("default", "offline")
+    @classmethod
+    def _kind_name(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError(f"grader kind {value!r} must be lowercase letters, digits and underscores")
+        return value
 
 
 class Category(_Strict):
@@ -127,6 +138,9 @@ class Category(_Strict):
         if not self.graded_severity and self.judge.output.severity is not None:
             raise ValueError(f"judge.output.severity: only misalignment categories grade severity "
                              f"(group is {self.group!r})")
+        if self.grader.offline == "judge":
+            raise ValueError("grader.offline: the offline grader must work without a model endpoint "
+                             "(classifier, rules or a plugin kind), not the judge")
         needs_head = "classifier" in (self.grader.default, self.grader.offline)
         if needs_head and not self.grader.classifier_head:
             raise ValueError("grader.classifier_head: required when a classifier grades this category")

@@ -34,9 +34,7 @@ from deploysim.grade.label_sets import LabelledItem, LabelSet
 from deploysim.grade.rules import RuleGrader
 from deploysim.grade.taxonomy import Taxonomy
 from deploysim.hashing import content_hash
-from deploysim.models.base import Provider
 from deploysim.models.embeddings import EmbedderConfig, MiniLMEmbedder
-from deploysim.models.factory import build_provider, manage
 from deploysim.records import Completion, Judgment, Message, Prefix, utc_now
 from deploysim.store.db import RunStore
 
@@ -51,7 +49,7 @@ def grade_item(item: LabelledItem, label_set: LabelSet) -> GradeItem:
                     messages=messages)
     spec_hash = label_set.sha256[:32]
     completion = Completion(id=Completion.make_id(prefix_id, "y_prod", spec_hash, 0), prefix_id=prefix_id,
-                            arm="y_prod", model=f"label-set:{label_set.name}", model_spec_hash=spec_hash,
+                            arm="y_prod", model=f"label-set:{label_set.name}", generator_hash=spec_hash,
                             message=Message(role="assistant", content=item.response))
     return GradeItem(prefix=prefix, completion=completion)
 
@@ -132,11 +130,14 @@ class ValidationGraders:
 
     graders: dict[str, Grader]
     missing: dict[str, str]
-    providers: list[Provider]
+    providers: list[Any]
+    hub: Any = None
 
     async def aclose(self) -> None:
         for provider in self.providers:
             await provider.aclose()
+        if self.hub is not None:
+            self.hub.close()
 
 
 def build_validation_graders(kind: str, categories: Sequence[str], taxonomy: Taxonomy, *,
@@ -146,7 +147,8 @@ def build_validation_graders(kind: str, categories: Sequence[str], taxonomy: Tax
     config's ``[grade] judge`` model."""
     graders: dict[str, Grader] = {}
     missing: dict[str, str] = {}
-    providers: list[Provider] = []
+    providers: list[Any] = []
+    hub = None
     known = [c for c in categories if c in taxonomy]
     missing.update({c: "not a category of the taxonomy" for c in categories if c not in taxonomy})
     if kind == "classifier":
@@ -170,11 +172,16 @@ def build_validation_graders(kind: str, categories: Sequence[str], taxonomy: Tax
         if config is None or judge_name is None:
             raise ValueError("--grader judge needs --run with a run file whose [grade] judge names a model")
         assert config.grade is not None
-        spec = config.model(judge_name)
-        provider = manage(build_provider(spec), spec)
+        from deploysim.assemble import model_spec, send_policy
+        from deploysim.models.hub import ModelHub
+        from deploysim.registry import Registry
+
+        spec = model_spec(config, judge_name)
+        hub = ModelHub(Registry.discover(), send_policy(config))  # the run's send policy applies
+        provider = hub.open(spec)
         providers.append(provider)
         for cid in known:
             graders[cid] = LLMJudge(taxonomy[cid], provider, spec, max_chars=config.grade.judge_max_chars)
     else:
         raise ValueError(f"grader kind must be classifier, rules or judge, not {kind!r}")
-    return ValidationGraders(graders, missing, providers)
+    return ValidationGraders(graders, missing, providers, hub)

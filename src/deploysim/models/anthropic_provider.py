@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from deploysim.models.base import Generation, ProviderError
+from deploysim.models.base import Generation, ModelRequest, ProviderError
 from deploysim.models.spec import SamplingParams
-from deploysim.models.wire import RETRYABLE_STATUS, is_loopback_url, retry_after_seconds
+from deploysim.models.wire import RETRYABLE_STATUS, retry_after_seconds
 from deploysim.records import Message, ToolCall, ToolSpec, Usage
 
 DEFAULT_MAX_TOKENS = 1024
@@ -94,10 +94,15 @@ def request_body(model: str, messages: Sequence[Message], tools: Sequence[ToolSp
 
 def from_anthropic(data: dict[str, Any], latency_s: float = 0.0) -> Generation:
     texts: list[str] = []
+    thinking: list[str] = []
     calls: list[ToolCall] = []
     for block in data.get("content") or []:
         if block.get("type") == "text":
             texts.append(block.get("text", ""))
+        elif block.get("type") == "thinking":
+            thinking.append(block.get("thinking", ""))
+        elif block.get("type") == "redacted_thinking":
+            thinking.append("[redacted thinking]")
         elif block.get("type") == "tool_use":
             if block.get("name") == SCHEMA_TOOL:
                 texts.append(orjson.dumps(block.get("input", {})).decode())
@@ -110,8 +115,10 @@ def from_anthropic(data: dict[str, Any], latency_s: float = 0.0) -> Generation:
     finish = STOP_REASONS.get(str(data.get("stop_reason")), data.get("stop_reason"))
     if finish == "tool_calls" and not calls:
         finish = "stop"  # the forced structured-output tool is an answer, not a tool call
-    return Generation(message=Message(role="assistant", content="".join(texts), tool_calls=tuple(calls)),
-                      finish_reason=finish, latency_s=latency_s, raw_id=data.get("id"),
+    message = Message(role="assistant", content="".join(texts), tool_calls=tuple(calls),
+                      reasoning="\n\n".join(thinking) or None)
+    return Generation(message=message, finish_reason=finish, latency_s=latency_s, raw_id=data.get("id"),
+                      reported_model=data.get("model"),
                       usage=Usage(input_tokens=int(usage.get("input_tokens") or 0),
                                   output_tokens=int(usage.get("output_tokens") or 0)))
 
@@ -128,13 +135,11 @@ class AnthropicProvider:
                              "pip install 'deploysim[anthropic]'") from err
         self._anthropic = anthropic
         self.model = model
-        self.is_loopback = is_loopback_url(base_url)
         self._client = anthropic.AsyncAnthropic(api_key=api_key or "unset", base_url=base_url, max_retries=0,
                                                 timeout=None)
 
-    async def generate(self, messages: Sequence[Message], tools: Sequence[ToolSpec],
-                       params: SamplingParams) -> Generation:
-        body = request_body(self.model, messages, tools, params)
+    async def generate(self, request: ModelRequest) -> Generation:
+        body = request_body(self.model, request.messages, request.tools, request.params)
         start = time.monotonic()
         err_mod = self._anthropic
         try:

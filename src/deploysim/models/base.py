@@ -1,19 +1,51 @@
 """The provider protocol: one async ``generate``.
 
-A provider turns (messages, tools, params) into a :class:`Generation`. It does no retries,
-rate limiting or caching: the engine wraps providers with those (see ``deploysim.engine``),
-so every provider stays small and every policy is written once.
+A provider turns a :class:`ModelRequest` into a :class:`Generation`. It does no retries, rate
+limiting, caching or privacy checks: the engine wraps providers with those (see
+``deploysim.engine`` and :mod:`deploysim.models.policy`), so every provider stays small and every
+policy is written once.
+
+Every request carries its *clearance* — how far its text was de-identified — as a required
+field, so the send policy can refuse a request at the transport without knowing which stage,
+verb or model role made it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from deploysim.models.spec import SamplingParams
-from deploysim.records import Message, ToolSpec, Usage
+from deploysim.records import DeidStatus, Message, ToolSpec, Usage
+
+#: clearances any endpoint may receive (text that describes no private person)
+CLEARED: frozenset[str] = frozenset({"deidentified", "synthetic", "public"})
+CLEARANCES: frozenset[str] = frozenset({"raw", *CLEARED})
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """One model call. ``clearance`` is the de-identification state of the least cleared text
+    in the request (``raw`` if any of it was not de-identified); ``purpose`` names the model
+    role for logs (candidate, control, judge, toolsim, auditor, probe, ...)."""
+
+    messages: tuple[Message, ...]
+    tools: tuple[ToolSpec, ...]
+    params: SamplingParams
+    clearance: DeidStatus
+    purpose: str = ""
+
+    def __post_init__(self) -> None:
+        if self.clearance not in CLEARANCES:
+            raise ValueError(f"unknown clearance {self.clearance!r}; one of {', '.join(sorted(CLEARANCES))}")
+
+    @staticmethod
+    def least_cleared(statuses: Sequence[DeidStatus]) -> DeidStatus:
+        """The clearance of text combined from several sources: raw if any part is raw."""
+        return "raw" if any(s not in CLEARED for s in statuses) else (statuses[0] if statuses else "public")
 
 
 class Generation(BaseModel):
@@ -21,11 +53,14 @@ class Generation(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    message: Message  # role "assistant"; text and/or tool calls
+    message: Message  # role "assistant"; text and/or tool calls (and reasoning when returned)
     finish_reason: str | None = None
     usage: Usage = Field(default_factory=Usage)
     latency_s: float = 0.0
     raw_id: str | None = None
+    #: the model id and build fingerprint the endpoint reported, when it did
+    reported_model: str | None = None
+    fingerprint: str | None = None
     #: per-token log-probabilities when requested (``[{"token": ..., "logprob": ...}]``)
     logprobs: list[dict[str, Any]] | None = None
     #: further choices when ``n > 1`` was requested
@@ -49,10 +84,6 @@ class ProviderError(Exception):
 class Provider(Protocol):
     """Anything with an async ``generate`` and ``aclose`` is a provider."""
 
-    #: true when every request goes to 127.0.0.0/8 or ::1 (used by the privacy policy)
-    is_loopback: bool
-
-    async def generate(self, messages: Sequence[Message], tools: Sequence[ToolSpec],
-                       params: SamplingParams) -> Generation: ...
+    async def generate(self, request: ModelRequest) -> Generation: ...
 
     async def aclose(self) -> None: ...

@@ -1,9 +1,11 @@
 """Response cache: the same request asked again is answered from disk, not billed again.
 
-Key = hash of (model spec hash, messages, tools, sampling params, sample index). The sample
-index is part of the key so that several samples of one prefix stay independent draws, while
-asking for sample 3 of a prefix twice (a resumed run, a second run over the same prefixes, a
-judge re-grading a completion) reuses the answer. The cache lives in a run store's
+Key = hash of (model spec hash, scope, messages, tools, sampling params, sample index). The
+sample index is part of the key so that several samples of one prefix stay independent draws,
+and the scope (the prefix id, unless a run asks to share answers across prefixes) so that two
+prefixes with identical text are two independent draws too; asking for sample 3 of a prefix
+twice (a resumed run, a second run over the same prefixes, a judge re-grading a completion)
+reuses the answer. The cache lives in a run store's
 ``response_cache`` table: by default the run's own, or a shared directory given by the user.
 Writes are buffered and flushed in batches so a cache never costs a transaction per request.
 """
@@ -16,9 +18,8 @@ from typing import Any
 
 import orjson
 
-from deploysim.models.base import Generation
-from deploysim.models.spec import SamplingParams
-from deploysim.records import Message, ToolSpec
+from deploysim.models.base import Generation, ModelRequest
+from deploysim.records import Message
 from deploysim.store.db import RunStore
 
 
@@ -26,14 +27,14 @@ def _message_key(m: Message) -> list[Any]:
     return [m.role, m.content, [[c.id, c.name, c.arguments] for c in m.tool_calls], m.tool_call_id, m.name]
 
 
-def request_key(spec_hash: str, messages: Sequence[Message], tools: Sequence[ToolSpec],
-                params: SamplingParams, sample_index: int) -> str:
+def request_key(spec_hash: str, request: ModelRequest, sample_index: int, scope: str = "") -> str:
     """Identity of one request (hand-rolled rather than pydantic dumps: it runs per call)."""
     payload = [
         spec_hash,
-        [_message_key(m) for m in messages],
-        [[t.name, t.description, t.parameters] for t in tools],
-        params.model_dump(mode="json", exclude_defaults=True),
+        scope,
+        [_message_key(m) for m in request.messages],
+        [[t.name, t.description, t.parameters] for t in request.tools],
+        request.params.model_dump(mode="json", exclude_defaults=True),
         sample_index,
     ]
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()[:40]

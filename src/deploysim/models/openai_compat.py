@@ -10,15 +10,12 @@ request and every failure becomes a classified :class:`ProviderError`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 import aiohttp
 import orjson
 
-from deploysim.models.base import Generation, ProviderError
-from deploysim.models.spec import SamplingParams
-from deploysim.models.wire import chat_body, decode_json, is_loopback_url, parse_chat_response, status_error
-from deploysim.records import Message, ToolSpec
+from deploysim.models.base import Generation, ModelRequest, ProviderError
+from deploysim.models.wire import chat_body, decode_json, parse_chat_response, status_error
 
 DEFAULT_OPENAI_URL = "https://api.openai.com/v1"
 
@@ -30,7 +27,6 @@ class OpenAICompatProvider:
                  max_connections: int = 0, extra_headers: dict[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.is_loopback = is_loopback_url(self.base_url)
         self._url = f"{self.base_url}/chat/completions"
         self._headers = {"Content-Type": "application/json", **(extra_headers or {})}
         if api_key:
@@ -48,9 +44,8 @@ class OpenAICompatProvider:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=30), auto_decompress=True)
         return self._session
 
-    async def generate(self, messages: Sequence[Message], tools: Sequence[ToolSpec],
-                       params: SamplingParams) -> Generation:
-        payload = orjson.dumps(chat_body(self.model, messages, tools, params))
+    async def generate(self, request: ModelRequest) -> Generation:
+        payload = orjson.dumps(chat_body(self.model, request.messages, request.tools, request.params))
         start = time.monotonic()
         try:
             async with self._client().post(self._url, data=payload) as resp:

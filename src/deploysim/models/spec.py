@@ -6,13 +6,14 @@ endpoint, prompts or sampling parameters never mixes old and new results.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from deploysim.hashing import content_hash
 
-Provider = Literal["openai", "anthropic", "embedded"]
+#: built-in provider names; plugins add others (``deploysim.providers`` entry points)
+BUILTIN_PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "embedded")
 
 
 class SamplingParams(BaseModel):
@@ -40,7 +41,9 @@ class Prices(BaseModel):
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider: Provider = "embedded"
+    #: a provider registered under the ``deploysim.providers`` entry points (built-in: openai,
+    #: anthropic, embedded); checked against the registry before a run starts
+    provider: str = "embedded"
     model: str = "smollm2-135m-instruct"
     base_url: str | None = None
     #: name of the environment variable holding the API key (the key itself is never stored)
@@ -67,6 +70,8 @@ class ModelSpec(BaseModel):
     #: embedded server only: parallel decoding slots and context tokens per slot
     slots: int = Field(default=4, ge=1)
     context_per_slot: int = Field(default=4096, ge=256)
+    #: embedded server only: llama.cpp threads (None = every core)
+    threads: int | None = Field(default=None, ge=1)
 
     def spec_hash(self) -> str:
         """Identity of what the model returns: excludes limits and prices, which change

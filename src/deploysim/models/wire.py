@@ -68,12 +68,18 @@ def chat_body(model: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
     return body
 
 
+#: keys OpenAI-compatible servers put a model's reasoning under (vLLM/SGLang/DeepSeek, then
+#: OpenRouter/Ollama style)
+REASONING_KEYS = ("reasoning_content", "reasoning")
+
+
 def _wire_message(msg: Mapping[str, Any]) -> Message:
     calls = tuple(
         ToolCall(id=str(tc.get("id") or f"call_{i}"), name=str(tc["function"]["name"]),
                  arguments=_arguments_text(tc["function"].get("arguments")))
         for i, tc in enumerate(msg.get("tool_calls") or ()))
-    return Message(role="assistant", content=msg.get("content") or "", tool_calls=calls)
+    reasoning = next((r for key in REASONING_KEYS if isinstance(r := msg.get(key), str) and r), None)
+    return Message(role="assistant", content=msg.get("content") or "", tool_calls=calls, reasoning=reasoning)
 
 
 def _arguments_text(args: Any) -> str:
@@ -107,7 +113,13 @@ def parse_chat_response(data: Any, latency_s: float = 0.0) -> Generation:
         message=message, finish_reason=first.get("finish_reason"),
         usage=Usage(input_tokens=int(usage.get("prompt_tokens") or 0),
                     output_tokens=int(usage.get("completion_tokens") or 0)),
-        latency_s=latency_s, raw_id=data.get("id"), logprobs=logprobs, alternatives=alternatives)
+        latency_s=latency_s, raw_id=data.get("id"), logprobs=logprobs, alternatives=alternatives,
+        reported_model=_str_or_none(data.get("model")),
+        fingerprint=_str_or_none(data.get("system_fingerprint")))
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def decode_json(raw: bytes) -> Any:

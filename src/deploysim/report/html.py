@@ -22,8 +22,8 @@ from deploysim.report.export import privacy_statement
 from deploysim.store import RunStore
 
 ARM_ORDER = ("x_on_y", "y_on_y", "y_prod", "x_prod", "challenge")
-ARM_COLOURS = {"x_on_y": "#d9480f", "y_on_y": "#1c7ed6", "y_prod": "#2b8a3e", "x_prod": "#862e9c",
-               "challenge": "#868e96"}
+ARM_COLOURS = defaultdict(lambda: "#495057", {"x_on_y": "#d9480f", "y_on_y": "#1c7ed6", "y_prod": "#2b8a3e",
+                                             "x_prod": "#862e9c", "challenge": "#868e96"})
 PLOT_MIN = 1e-4  # left edge of the log-scale rate axis
 
 
@@ -31,6 +31,11 @@ PLOT_MIN = 1e-4  # left edge of the log-scale rate axis
 class ReportFiles:
     html: Path
     json: Path
+
+
+def _arm_rank(arm: str) -> int:
+    """Built-in arms first in their usual order; arms a run file adds after them."""
+    return ARM_ORDER.index(arm) if arm in ARM_ORDER else len(ARM_ORDER)
 
 
 def _log_x(rate: float, width: float) -> float:
@@ -48,9 +53,11 @@ def _category_rows(estimates: list[Estimate], comparisons: list[Comparison]) -> 
     rows = []
     width = 260.0
     for cat in sorted(by_cat):
-        arms = [by_cat[cat][a] for a in ARM_ORDER if a in by_cat[cat]]
+        arms = [by_cat[cat][a] for a in sorted(by_cat[cat], key=lambda a: (_arm_rank(a), a))]
         marks = []
         for i, e in enumerate(arms):
+            if e.rate is None:  # nothing graded in this arm (n = 0): no mark
+                continue
             lo, hi = e.wilson
             marks.append({"arm": e.arm, "colour": ARM_COLOURS[e.arm], "y": 8 + 10 * i,
                           "x": _log_x(e.rate, width), "lo": _log_x(lo, width), "hi": _log_x(hi, width),
@@ -85,7 +92,7 @@ def _transcripts(store: RunStore, limit: int) -> list[dict[str, Any]]:
             responses.append({"arm": c.arm, "label": ARM_LABELS.get(c.arm, c.arm), "status": c.status,
                               "sample": c.sample_index, "text": _short(c.message) if c.status == "ok"
                               else f"[error] {c.error}", "flags": sorted(set(flags.get(c.id, [])))})
-        responses.sort(key=lambda r: (ARM_ORDER.index(r["arm"]), r["sample"]))
+        responses.sort(key=lambda r: (_arm_rank(r["arm"]), r["arm"], r["sample"]))
         items.append({
             "id": prefix.id, "context": prefix.context.product_context or "-",
             "deidentified": prefix.context.deidentified,
@@ -111,7 +118,7 @@ def collect(store: RunStore, transcript_limit: int = 150) -> dict[str, Any]:
         "prefixes": store.count_prefixes(),
         "completions": {arm: {"ok": store.count_completions(arm=arm, status="ok"),
                               "error": store.count_completions(arm=arm, status="error")}
-                        for arm in ARM_ORDER if store.count_completions(arm=arm)},
+                        for arm in sorted(store.completion_arms(), key=lambda a: (_arm_rank(a), a))},
         "stage_reports": {stage: store.stage_reports(stage) for stage in store.stage_names()},
         "estimates": [e.model_dump(mode="json") for e in estimates],
         "comparisons": [c.model_dump(mode="json") for c in comparisons],
@@ -131,7 +138,8 @@ def write_report(store: RunStore, out_dir: Path | None = None, *, transcript_lim
     env.filters["pct"] = _pct
     html = env.get_template("report.html.jinja").render(
         d=data, rows=_category_rows(data["_estimate_objects"], data["_comparison_objects"]),
-        transcripts=data["_transcripts"], arm_labels=ARM_LABELS, arm_colours=ARM_COLOURS,
+        transcripts=data["_transcripts"], arm_labels=defaultdict(str, ARM_LABELS) | {
+            a: ARM_LABELS.get(a, a) for a in data["completions"]}, arm_colours=ARM_COLOURS,
         plot_ticks=[(f"{t:g}", _log_x(t, 260.0)) for t in (1e-4, 1e-3, 1e-2, 1e-1, 1.0)])
     html_path = out / "report.html"
     html_path.write_text(html, encoding="utf-8")

@@ -4,7 +4,9 @@ DESIGN.md step 3: the prefix is every message up to and including the sampled us
 later turns are not part of the prompt, but what really followed (the deployed model's
 response, its tool calls, the real tool outputs and further assistant messages up to the
 next user message) is kept as the continuation. That response is Y's production response,
-stored as a ``y_prod`` completion so it is graded like any other arm.
+stored as a completion of the incumbent's production arm (``y_prod`` by default) so it is
+graded like any other arm, with the request it answered (the log's system prompt and tools)
+recorded like a simulated completion's.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from deploysim.hashing import content_hash
-from deploysim.records import Completion, Conversation, Prefix
+from deploysim.records import Completion, Conversation, Prefix, RequestSettings, SentRequest
+from deploysim.request_settings import logged_settings
 
 #: model name of ``y_prod`` completions when the log does not name the deployed model
 PRODUCTION_MODEL = "production"
@@ -82,7 +85,7 @@ def prefix_id(conversation_id: str, turn: int, prompt: list[dict[str, Any]],
 
 #: field defaults of Message and ToolSpec, as dumped
 _MESSAGE_DEFAULTS: dict[str, Any] = {"content": "", "tool_calls": (), "tool_call_id": None, "name": None,
-                                     "provenance": None}
+                                     "provenance": None, "reasoning": None}
 _TOOL_DEFAULTS: dict[str, Any] = {"description": "", "parameters": {}}
 
 
@@ -94,21 +97,25 @@ def production_spec_hash(deployed_model: str | None) -> str:
     return content_hash(["production", deployed_model])
 
 
-def production_completion(prefix: Prefix) -> Completion | None:
-    """The ``y_prod`` completion of a prefix (None when it has no continuation): message =
-    the deployed model's response, transcript = response + following steps."""
+def production_records(prefix: Prefix, arm: str) -> tuple[Completion, RequestSettings] | None:
+    """The logged production completion of a prefix in ``arm`` and the request it answered
+    (None when the prefix has no continuation): message = the deployed model's response,
+    transcript = response + following steps."""
     cont = prefix.continuation
     if cont is None:
         return None
     deployed = prefix.context.deployed_model
-    spec_hash = production_spec_hash(deployed)
-    return Completion(
-        id=Completion.make_id(prefix.id, "y_prod", spec_hash, 0),
-        prefix_id=prefix.id,
-        arm="y_prod",
-        model=deployed or PRODUCTION_MODEL,
-        model_spec_hash=spec_hash,
-        status="ok",
-        message=cont.response,
-        transcript=(cont.response, *cont.steps),
-    )
+    model = deployed or PRODUCTION_MODEL
+    gen_hash = production_spec_hash(deployed)
+    settings = logged_settings(prefix, model)
+    completion = Completion(
+        id=Completion.make_id(prefix.id, arm, gen_hash, 0), prefix_id=prefix.id, arm=arm, model=model,
+        generator_hash=gen_hash, status="ok", message=cont.response, transcript=(cont.response, *cont.steps),
+        request=SentRequest(settings_id=settings.id))
+    return completion, settings
+
+
+def production_completion(prefix: Prefix, arm: str) -> Completion | None:
+    """Just the completion of :func:`production_records`."""
+    records = production_records(prefix, arm)
+    return None if records is None else records[0]

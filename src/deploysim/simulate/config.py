@@ -15,6 +15,9 @@ class SimulateConfig(BaseModel):
     candidate: str = "candidate"
     #: name of the model for the Y->Y control arm (the incumbent); empty = no control arm
     control: str | None = None
+    #: which simulated arms on the production pool this stage runs (None = all of them);
+    #: arms of other pools run in the stage that fills their pool (challenge, validate)
+    arms: list[str] | None = None
     #: total spend cap in USD across arms; the run stops cleanly before exceeding it
     budget_usd: float | None = Field(default=None, gt=0)
     #: global cap on requests in flight
@@ -25,6 +28,9 @@ class SimulateConfig(BaseModel):
     retry_errors: bool = True
     #: answer repeated requests from the response cache instead of calling the model again
     cache: bool = True
+    #: let two prefixes with identical text share one cached answer (off: each prefix is its own
+    #: draw, as sampling at temperature > 0 requires)
+    cache_across_prefixes: bool = False
     #: a folder holding a response cache shared across runs (default: the run's own store)
     cache_dir: Path | None = None
     #: completions written per store transaction

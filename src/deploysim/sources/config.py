@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SourceFormat = Literal["auto", "openai", "wildchat", "lmsys", "sharegpt", "oasst", "hh", "tau"]
+#: ``auto`` or a format registered under the ``deploysim.log_formats`` entry points (built-in:
+#: openai, wildchat, lmsys, sharegpt, oasst, hh, tau); checked against the registry before a run
+SourceFormat = str
 #: how rows are laid out in the file (compression, plain or gzip, is always detected)
 SourceContainer = Literal["auto", "jsonl", "json", "parquet"]
 

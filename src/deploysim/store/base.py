@@ -13,7 +13,9 @@ import orjson
 from pydantic import BaseModel
 
 DB_NAME = "run.sqlite"
-SCHEMA_VERSION = 1
+#: bump with a migration in :mod:`deploysim.store.migrations` whenever a table or a stored
+#: record changes shape; a run database is migrated on open and refused if it is newer
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS run_meta (
@@ -32,9 +34,14 @@ CREATE TABLE IF NOT EXISTS prefixes (
 CREATE INDEX IF NOT EXISTS prefixes_seq ON prefixes (pool, seq);
 CREATE TABLE IF NOT EXISTS completions (
     id TEXT PRIMARY KEY, prefix_id TEXT NOT NULL, arm TEXT NOT NULL, model TEXT NOT NULL,
-    model_spec_hash TEXT NOT NULL, sample_index INTEGER NOT NULL, status TEXT NOT NULL,
+    generator_hash TEXT NOT NULL, sample_index INTEGER NOT NULL, status TEXT NOT NULL,
     record TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS completions_arm ON completions (arm, model_spec_hash, status);
+CREATE TABLE IF NOT EXISTS request_settings (
+    id TEXT PRIMARY KEY, record TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS graders (
+    grader_hash TEXT PRIMARY KEY, category TEXT NOT NULL, grader_id TEXT NOT NULL, kind TEXT NOT NULL,
+    identity TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS completions_arm ON completions (arm, generator_hash, status);
 CREATE INDEX IF NOT EXISTS completions_prefix ON completions (prefix_id);
 CREATE TABLE IF NOT EXISTS judgments (
     id TEXT PRIMARY KEY, completion_id TEXT NOT NULL, prefix_id TEXT NOT NULL, arm TEXT NOT NULL,

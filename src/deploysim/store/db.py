@@ -18,6 +18,7 @@ import orjson
 
 from deploysim.records import Quarantined, utc_now
 from deploysim.store.base import DB_NAME, SCHEMA, SCHEMA_VERSION, _dumps
+from deploysim.store.migrations import migrate
 from deploysim.store.results import ResultTables
 from deploysim.store.work import WorkTables
 
@@ -43,11 +44,18 @@ class RunStore(WorkTables, ResultTables):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=60000")
-        conn.executescript(SCHEMA)
+        try:
+            found = migrate(conn, SCHEMA_VERSION, path=str(db))
+            conn.executescript(SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
         store = cls(path, conn)
-        if store.get_meta("schema_version") is None:
+        if found is None:
             store.set_meta("schema_version", SCHEMA_VERSION)
             store.set_meta("created_at", utc_now())
+        elif found != SCHEMA_VERSION:
+            store.set_meta("migrated_from", found)
         return store
 
     def close(self) -> None:
@@ -125,9 +133,9 @@ class RunStore(WorkTables, ResultTables):
         return int(self._query("SELECT COUNT(*) FROM quarantine")[0][0])
 
     # -- generic access for export ---------------------------------------------------------
-    TABLES: tuple[str, ...] = ("prefixes", "completions", "judgments", "estimates", "comparisons",
-                               "grader_validations", "sources", "quarantine", "run_meta",
-                               "stage_reports")
+    TABLES: tuple[str, ...] = ("prefixes", "completions", "request_settings", "judgments", "graders",
+                               "estimates", "comparisons", "grader_validations", "sources", "quarantine",
+                               "run_meta", "stage_reports")
 
     def iter_table_json(self, table: str, batch: int = 2000) -> Iterator[dict[str, Any]]:
         """Rows of a table as dicts (the record JSON merged over the key columns)."""

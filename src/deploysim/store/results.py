@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -11,7 +11,35 @@ from deploysim.records import Comparison, Estimate, Judgment, Prefix, utc_now
 from deploysim.store.base import StoreBase, _dumps, _where
 
 
+class JudgmentCount(NamedTuple):
+    """Judgments of one (category, arm, grader): ok verdicts, positives among them, errors,
+    abstentions."""
+
+    category: str
+    arm: str
+    grader_hash: str
+    ok: int
+    positive: int
+    errors: int
+    abstained: int
+
+
 class ResultTables(StoreBase):
+    # -- graders (full identity, stored once per grader hash) --------------------------------
+    def put_graders(self, graders: Iterable[tuple[str, str, str, str, dict[str, Any]]]) -> int:
+        """(grader_hash, category, grader_id, kind, identity) rows; an existing hash is kept."""
+        now = utc_now()
+        return self._write("INSERT OR IGNORE INTO graders (grader_hash, category, grader_id, kind, identity, "
+                           "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           [(h, c, g, k, _dumps(i), now) for h, c, g, k, i in graders])
+
+    def graders(self) -> dict[str, dict[str, Any]]:
+        """grader_hash -> {category, grader_id, kind, identity}."""
+        rows = self._query("SELECT grader_hash, category, grader_id, kind, identity FROM graders "
+                           "ORDER BY category")
+        return {r[0]: {"category": r[1], "grader_id": r[2], "kind": r[3], "identity": orjson.loads(r[4])}
+                for r in rows}
+
     # -- judgments -------------------------------------------------------------------------
     def put_judgments(self, judgments: Iterable[Judgment]) -> int:
         now = utc_now()
@@ -23,7 +51,7 @@ class ResultTables(StoreBase):
             "status, label, record, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET status = excluded.status, label = excluded.label, "
             "record = excluded.record, updated_at = excluded.updated_at "
-            "WHERE judgments.status != 'ok'", rows)
+            "WHERE judgments.status = 'error'", rows)
 
     def iter_judgments(self, *, category: str | None = None, arm: str | None = None,
                        grader_hash: str | None = None, status: str | None = None) -> Iterator[Judgment]:
@@ -54,13 +82,41 @@ class ResultTables(StoreBase):
         rows = self._query(f"SELECT record FROM prefixes WHERE id IN ({marks})", tuple(ids))
         return {p.id: p for p in (Prefix.model_validate_json(r[0]) for r in rows)}
 
-    def judgment_counts(self) -> list[tuple[str, str, str, int, int, int]]:
-        """(category, arm, grader_hash, n_ok, k_positive, n_error) for every group."""
+    def judgment_counts(self, generators: Mapping[str, str] | None = None) -> list[JudgmentCount]:
+        """Counts of every (category, arm, grader hash) group. ``generators`` (arm -> generator
+        hash) counts, for those arms, only judgments of completions by that generator: an arm
+        whose model or environment changed never mixes old and new completions."""
+        stale = self._stale_generators(generators or {})
+        if not stale:
+            rows = self._query(
+                "SELECT category, arm, grader_hash, SUM(status = 'ok'), SUM(status = 'ok' AND label = 1), "
+                "SUM(status = 'error'), SUM(status = 'abstained') FROM judgments "
+                "GROUP BY category, arm, grader_hash ORDER BY category, arm, grader_hash")
+        else:
+            cases = " OR ".join("(j.arm = ? AND c.generator_hash != ?)" for _ in stale)
+            rows = self._query(
+                "SELECT j.category, j.arm, j.grader_hash, SUM(j.status = 'ok'), "
+                "SUM(j.status = 'ok' AND j.label = 1), SUM(j.status = 'error'), SUM(j.status = 'abstained') "
+                f"FROM judgments j JOIN completions c ON c.id = j.completion_id WHERE NOT ({cases}) "
+                "GROUP BY j.category, j.arm, j.grader_hash ORDER BY j.category, j.arm, j.grader_hash",
+                [x for arm in stale for x in (arm, generators[arm])])  # type: ignore[index]
+        return [JudgmentCount(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5]), int(r[6])) for r in rows]
+
+    def _stale_generators(self, generators: Mapping[str, str]) -> list[str]:
+        """Arms of ``generators`` that also hold completions by another generator."""
+        if not generators:
+            return []
+        rows = self._query("SELECT DISTINCT arm, generator_hash FROM completions")
+        return sorted({arm for arm, h in rows if arm in generators and h != generators[arm]})
+
+    def abstention_reasons(self, category: str, arm: str, grader_hash: str) -> dict[str, int]:
+        """Why a grader abstained in one group: reason -> count."""
         rows = self._query(
-            "SELECT category, arm, grader_hash, SUM(status = 'ok'), "
-            "SUM(status = 'ok' AND label = 1), SUM(status != 'ok') FROM judgments "
-            "GROUP BY category, arm, grader_hash ORDER BY category, arm, grader_hash")
-        return [(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5])) for r in rows]
+            "SELECT COALESCE(json_extract(record, '$.error'), 'unspecified'), COUNT(*) FROM judgments "
+            "WHERE category = ? AND arm = ? AND grader_hash = ? AND status = 'abstained' "
+            "GROUP BY 1 ORDER BY 1",
+            (category, arm, grader_hash))
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def paired_labels(self, category: str, grader_hash: str, arm_a: str,
                       arm_b: str) -> list[tuple[str, bool, bool]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from deploysim.records import ARM_POOL, Completion, Prefix, utc_now
+from deploysim.records import Completion, Prefix, RequestSettings, utc_now
 from deploysim.store.base import StoreBase, _where
 
 
@@ -52,17 +52,17 @@ class WorkTables(StoreBase):
         """Upsert; an ``ok`` row is final and never overwritten, an ``error`` row may be
         replaced by a later attempt."""
         now = utc_now()
-        rows = [(c.id, c.prefix_id, c.arm, c.model, c.model_spec_hash, c.sample_index, c.status,
+        rows = [(c.id, c.prefix_id, c.arm, c.model, c.generator_hash, c.sample_index, c.status,
                  c.model_dump_json(), now) for c in completions]
         return self._write(
-            "INSERT INTO completions (id, prefix_id, arm, model, model_spec_hash, sample_index, "
+            "INSERT INTO completions (id, prefix_id, arm, model, generator_hash, sample_index, "
             "status, record, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET status = excluded.status, record = excluded.record, "
             "updated_at = excluded.updated_at WHERE completions.status != 'ok'", rows)
 
     def iter_completions(self, *, arm: str | None = None, status: str | None = None,
-                         model_spec_hash: str | None = None) -> Iterator[Completion]:
-        where, params = _where(arm=arm, status=status, model_spec_hash=model_spec_hash)
+                         generator_hash: str | None = None) -> Iterator[Completion]:
+        where, params = _where(arm=arm, status=status, generator_hash=generator_hash)
         yield from self._iter_records(
             Completion, f"SELECT rowid, record FROM completions{where}", params)
 
@@ -82,24 +82,27 @@ class WorkTables(StoreBase):
         rows = self._query("SELECT record FROM completions WHERE id = ?", (completion_id,))
         return Completion.model_validate_json(rows[0][0]) if rows else None
 
+    def completion_arms(self) -> list[str]:
+        """Arms that hold at least one completion."""
+        return [r[0] for r in self._query("SELECT DISTINCT arm FROM completions ORDER BY arm")]
+
     def count_completions(self, *, arm: str | None = None, status: str | None = None,
-                          model_spec_hash: str | None = None) -> int:
-        where, params = _where(arm=arm, status=status, model_spec_hash=model_spec_hash)
+                          generator_hash: str | None = None) -> int:
+        where, params = _where(arm=arm, status=status, generator_hash=generator_hash)
         return int(self._query(f"SELECT COUNT(*) FROM completions{where}", params)[0][0])
 
-    def completion_keys_done(self, arm: str, model_spec_hash: str) -> set[tuple[str, int]]:
+    def completion_keys_done(self, arm: str, generator_hash: str) -> set[tuple[str, int]]:
         """(prefix_id, sample_index) pairs that already have an ``ok`` completion."""
         rows = self._query("SELECT prefix_id, sample_index FROM completions WHERE arm = ? AND "
-                           "model_spec_hash = ? AND status = 'ok'", (arm, model_spec_hash))
+                           "generator_hash = ? AND status = 'ok'", (arm, generator_hash))
         return {(r[0], int(r[1])) for r in rows}
 
-    def iter_pending_prefixes(self, arm: str, model_spec_hash: str, samples: int,
+    def iter_pending_prefixes(self, arm: str, generator_hash: str, samples: int, *, pool: str,
                               batch: int = 1000) -> Iterator[tuple[Prefix, int]]:
         """Yield (prefix, sample_index) for every pair without an ``ok`` completion, streaming
         in sampling order one page of prefixes at a time: the work list of a (resumed)
         simulation. Memory is bounded by the page size, not the run. Only prefixes of the
-        arm's pool (``records.ARM_POOL``) are work for that arm."""
-        pool = ARM_POOL.get(arm, "production")
+        arm's pool are work for that arm."""
         last = -1
         while True:
             rows = self._query("SELECT seq, id, record FROM prefixes WHERE pool = ? AND seq > ? "
@@ -110,8 +113,8 @@ class WorkTables(StoreBase):
             ids = [r[1] for r in rows]
             marks = ",".join("?" * len(ids))
             done = {(r[0], int(r[1])) for r in self._query(
-                f"SELECT prefix_id, sample_index FROM completions WHERE arm = ? AND model_spec_hash = ? "
-                f"AND status = 'ok' AND prefix_id IN ({marks})", (arm, model_spec_hash, *ids))}
+                f"SELECT prefix_id, sample_index FROM completions WHERE arm = ? AND generator_hash = ? "
+                f"AND status = 'ok' AND prefix_id IN ({marks})", (arm, generator_hash, *ids))}
             for _, pid, text in rows:
                 missing = [i for i in range(samples) if (pid, i) not in done]
                 if missing:
@@ -119,16 +122,33 @@ class WorkTables(StoreBase):
                     for i in missing:
                         yield prefix, i
 
-    def completion_spend(self, arm: str | None = None, model_spec_hash: str | None = None,
+    def completion_spend(self, arm: str | None = None, generator_hash: str | None = None,
                          ) -> tuple[int, int, float]:
         """(input tokens, output tokens, cost in USD) over stored completions: what earlier
         invocations already spent, so a budget holds across resumes."""
-        where, params = _where(arm=arm, model_spec_hash=model_spec_hash)
+        where, params = _where(arm=arm, generator_hash=generator_hash)
         row = self._query(
             "SELECT COALESCE(SUM(json_extract(record, '$.usage.input_tokens')), 0), "
             "COALESCE(SUM(json_extract(record, '$.usage.output_tokens')), 0), "
             f"COALESCE(SUM(json_extract(record, '$.cost_usd')), 0.0) FROM completions{where}", params)[0]
         return int(row[0]), int(row[1]), float(row[2])
+
+    # -- request settings (what was sent, stored once per distinct value) --------------------
+    def put_request_settings(self, settings: Iterable[RequestSettings]) -> int:
+        now = utc_now()
+        return self._write("INSERT OR IGNORE INTO request_settings (id, record, created_at) VALUES (?, ?, ?)",
+                           [(st.id, st.model_dump_json(), now) for st in settings])
+
+    def get_request_settings(self, ids: Sequence[str]) -> dict[str, RequestSettings]:
+        out: dict[str, RequestSettings] = {}
+        wanted = list(dict.fromkeys(ids))
+        for i in range(0, len(wanted), 500):
+            part = wanted[i:i + 500]
+            marks = ",".join("?" * len(part))
+            for (text,) in self._query(f"SELECT record FROM request_settings WHERE id IN ({marks})", part):
+                st = RequestSettings.model_validate_json(text)
+                out[st.id] = st
+        return out
 
     # -- response cache (engine) -------------------------------------------------------------
     def get_cached_response(self, key: str) -> str | None:

@@ -20,6 +20,8 @@ from deploysim.sources.formats import fields
 from deploysim.sources.formats.base import RowError
 
 NAME = "hh"
+#: auto-detection order (lower first); the registry sorts formats by it
+DETECT_PRIORITY = 30
 
 ROLES: dict[str, str] = {"Human": "user", "Assistant": "assistant"}
 #: A speaker marker starts a turn at the start of the text or after a blank line.

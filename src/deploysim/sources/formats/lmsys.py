@@ -13,6 +13,8 @@ from deploysim.sources.formats.base import RowError
 from deploysim.sources.formats.wildchat import WILDCHAT_ONLY_KEYS
 
 NAME = "lmsys"
+#: auto-detection order (lower first); the registry sorts formats by it
+DETECT_PRIORITY = 44
 
 
 def detect(row: dict[str, Any]) -> bool:

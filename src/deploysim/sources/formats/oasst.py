@@ -27,6 +27,8 @@ from deploysim.sources.formats import fields
 from deploysim.sources.formats.base import RowError
 
 NAME = "oasst"
+#: auto-detection order (lower first); the registry sorts formats by it
+DETECT_PRIORITY = 10
 
 ROLES: dict[str, str] = {"prompter": "user", "assistant": "assistant"}
 

@@ -25,6 +25,8 @@ from deploysim.sources.formats.openai_bytes import scan_bytes
 __all__ = ["NAME", "convert", "detect", "scan", "scan_bytes"]
 
 NAME = "openai"
+#: auto-detection order (lower first); the registry sorts formats by it
+DETECT_PRIORITY = 100
 
 #: a message dict whose keys are a subset of these and whose content is a str is already normalized
 _PLAIN_KEYS = frozenset(("role", "content", "name", "tool_call_id"))

@@ -22,6 +22,8 @@ from deploysim.sources.formats import fields
 from deploysim.sources.formats.base import NON_TEXT_KEY, RowError
 
 NAME = "sharegpt"
+#: auto-detection order (lower first); the registry sorts formats by it
+DETECT_PRIORITY = 40
 
 ROLES: dict[str, str] = {
     "human": "user",

@@ -23,6 +23,8 @@ from deploysim.sources.formats import fields
 from deploysim.sources.formats.base import RowError
 
 NAME = "tau"
+#: auto-detection order (lower first); the registry sorts formats by it
+DETECT_PRIORITY = 20
 PRODUCT_CONTEXT = "customer_support"
 
 ROLES: dict[str, str] = {role: role for role in ("system", "developer", "user", "assistant", "tool")}

@@ -16,6 +16,8 @@ from deploysim.hashing import content_hash
 from deploysim.sources.formats import fields
 
 NAME = "wildchat"
+#: auto-detection order (lower first); the registry sorts formats by it
+DETECT_PRIORITY = 42
 
 #: Row keys WildChat has and LMSYS-Chat-1M does not (both share ``conversation``).
 WILDCHAT_ONLY_KEYS: frozenset[str] = frozenset(
