@@ -118,9 +118,19 @@ def test_json_array_and_pretty_printed_object(tmp_path: Path) -> None:
     assert (reader.stats.container, reader.stats.accepted) == ("json", 1)
 
 
-def test_broken_json_array_quarantines_the_rest_once(tmp_path: Path) -> None:
+def test_a_broken_json_array_element_is_quarantined_and_the_rows_after_it_are_read(tmp_path: Path) -> None:
     path = tmp_path / "log.json"
-    path.write_text("[" + json.dumps(chat(0)) + ", {\"messages\": [}, " + json.dumps(chat(1)) + "]")
+    broken = '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": 1 ] }'
+    path.write_text("[" + json.dumps(chat(0)) + ", " + broken + ", " + json.dumps(chat(1)) + ", "
+                    + json.dumps(chat(2)) + "]")
+    reader, _ = read_all(path, tmp_path)
+    assert (reader.stats.read, reader.stats.accepted, reader.stats.quarantined) == (4, 3, 1)
+    assert "invalid JSON" in quarantined(reader)[0][1]  # the message object inside is not taken for a row
+
+
+def test_a_json_array_that_cannot_be_resynchronised_quarantines_the_rest_once(tmp_path: Path) -> None:
+    path = tmp_path / "log.json"
+    path.write_text("[" + json.dumps(chat(0)) + ", {\"messages\": [}")
     reader, _ = read_all(path, tmp_path)
     assert (reader.stats.read, reader.stats.accepted, reader.stats.quarantined) == (2, 1, 1)
     assert "cannot be split into rows" in quarantined(reader)[0][1]
@@ -256,3 +266,16 @@ def test_shared_data_reads_and_reconciles(shared_data: Path, tmp_path: Path, rel
 def test_shared_prompt_list_is_quarantined_not_dropped(shared_data: Path, tmp_path: Path) -> None:
     reader, scanned = read_all(shared_data / "oasst-sample" / "en_100_text.jsonl", tmp_path)
     assert scanned == [] and reader.stats.quarantined == reader.stats.read > 0
+
+
+def test_deeply_nested_rows_are_quarantined_not_a_crash(tmp_path: Path) -> None:
+    deep = "[" * 50_000 + "]" * 50_000
+    array = tmp_path / "deep.json"
+    array.write_text('[{"messages": ' + deep + "}, " + json.dumps(chat(1)) + "]")
+    reader, _ = read_all(array, tmp_path)
+    assert (reader.stats.read, reader.stats.accepted, reader.stats.quarantined) == (2, 1, 1)
+    assert "nested too deeply" in quarantined(reader)[0][1]
+    lines = tmp_path / "deep.jsonl"
+    lines.write_text('{"messages": ' + deep + "}\n" + json.dumps(chat(2)) + "\n")
+    reader, _ = read_all(lines, tmp_path)
+    assert (reader.stats.read, reader.stats.accepted, reader.stats.quarantined) == (2, 1, 1)

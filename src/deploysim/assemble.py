@@ -330,7 +330,8 @@ def _forecast(ctx: Context) -> StageReport:
     return stage.run(stage.ForecastInputs(
         config=ctx.cfg.forecast, roles=roles, candidate_model=spec.model if spec else None,
         candidate_generator_hash=candidate.generator_hash(spec) if candidate and spec else None,
-        out=ctx.options.extra.get("forecast_out")), ctx.store)
+        out=ctx.options.extra.get("forecast_out"), new_version=bool(ctx.options.extra.get("new_version"))),
+        ctx.store)
 
 
 def _release(ctx: Context) -> StageReport:
@@ -348,11 +349,11 @@ def _release(ctx: Context) -> StageReport:
 
 
 def _validate(ctx: Context) -> StageReport:
-    from deploysim.forecast.stage import forecast_path
+    from deploysim.forecast.stage import latest_forecast
     from deploysim.validate import stage
 
     arm = ctx.role("candidate_production")
-    path = ctx.cfg.validate_.forecast or forecast_path(ctx.store, ctx.cfg.forecast)
+    path = ctx.cfg.validate_.forecast or latest_forecast(ctx.store, ctx.cfg.forecast)
     return stage.run(stage.ValidateInputs(forecast=path, arm=arm.name if arm else "x_prod",
                                           seed=ctx.cfg.validate_.seed), ctx.store)
 

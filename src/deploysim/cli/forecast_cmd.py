@@ -8,7 +8,15 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from deploysim.cli.common import JSON_HELP, console, load_target, print_json, run_stages, user_errors
+from deploysim.cli.common import (
+    JSON_HELP,
+    console,
+    err_console,
+    load_target,
+    print_json,
+    run_stages,
+    user_errors,
+)
 from deploysim.cli.tables import PlainTable, emit
 from deploysim.forecast.model import ForecastPayload
 
@@ -45,27 +53,42 @@ def forecast_table(payload: ForecastPayload) -> PlainTable:
 def lock(run: Path = typer.Argument(..., help="Run directory or run file (.toml)."),
          out: Path | None = typer.Option(None,
                                          help="Forecast file to write (default RUN_DIR/forecast.json)."),
+         new_version: bool = typer.Option(False, "--new-version",
+                                          help="When the locked forecast is stale, lock the next version "
+                                               "(forecast.v2.json, ...); the old one is kept."),
+         allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+                                               help="Lock even if planned work is pending or failed."),
          json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """Write the locked forecast file (content hash + UTC timestamp); never rewrites one."""
+    """Write the locked forecast file (content hash + UTC timestamp); never rewrites one. Exit 4
+    when the run is not complete enough to lock (see --allow-incomplete)."""
     from deploysim.assemble import Options
     from deploysim.forecast.locked import verify
 
     with user_errors():
         cfg = base = load_target(run)
-        cfg = cfg.model_copy(update={"forecast": cfg.forecast.model_copy(update={"enabled": True})})
-        reports = run_stages(cfg, ["forecast"], Options(extra={"forecast_out": out}), quiet=json_out,
-                             base=base)
+        forced = allow_incomplete or cfg.forecast.allow_incomplete
+        cfg = cfg.model_copy(update={"forecast": cfg.forecast.model_copy(
+            update={"enabled": True, "allow_incomplete": forced})})
+        reports = run_stages(cfg, ["forecast"], Options(extra={"forecast_out": out,
+                                                               "new_version": new_version}),
+                             quiet=json_out, base=base)
         data = reports[-1].data
+        if reports[-1].status == "incomplete":
+            err_console.print(reports[-1].detail, markup=False, soft_wrap=True)
+            raise typer.Exit(4)
         if "path" not in data:
             raise ValueError(f"no forecast locked: {reports[-1].detail}")
         payload, digest = verify(Path(data["path"]))
     if json_out:
         print_json({"path": data["path"], "content_hash": digest, "created": data["created"],
-                    "payload": payload})
+                    "stale": data.get("stale", False), "payload": payload})
         return
     emit(console, forecast_table(payload))
     verb = "locked" if data["created"] else "already locked (verified, not rewritten)"
     console.print(f"forecast {verb}: {data['path']} sha256 {digest}", markup=False)
+    if data.get("stale"):
+        console.print("stale: the run has graded more items since this forecast was locked; "
+                      "`deploysim forecast lock RUN --new-version` locks a new version", markup=False)
 
 
 @forecast_app.command("verify")

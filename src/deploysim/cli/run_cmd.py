@@ -25,16 +25,23 @@ def run(
                                     help="Run only these stages (repeatable): sample, challenge, simulate, "
                                          "grade, estimate, forecast, report."),
     budget: float | None = typer.Option(None, "--budget", help="Spend cap in USD for this invocation."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete",
+                                          help="Lock the forecast even if planned work is pending or failed "
+                                               "(the forecast file says so)."),
     progress: bool = typer.Option(True, help="Show progress bars."),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run every configured stage in order; re-running resumes a partial run without redoing work.
-    Exit code 0 when complete, 3 when a budget stopped it, 4 when planned work is incomplete."""
+    Exit code 0 when complete, 2 on a configuration error, 3 when a budget stopped it, 4 when
+    planned work is incomplete (the forecast is then not locked), 5 when the run is in use."""
     from deploysim.assemble import RUN_STAGES, Options
     from deploysim.cli.stats_cmd import print_estimates
 
     with user_errors():
         cfg = load_target(config)
+        if allow_incomplete:
+            forecast = cfg.forecast.model_copy(update={"allow_incomplete": True})
+            cfg = cfg.model_copy(update={"forecast": forecast})
         reports = run_stages(cfg, stage or RUN_STAGES, Options(progress=progress and not json_out,
                                                                budget_usd=budget), quiet=json_out)
     if json_out:

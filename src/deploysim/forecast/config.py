@@ -29,6 +29,11 @@ class ForecastConfig(BaseModel):
     #: categories the risk score looks at (default: every graded category)
     challenge_categories: list[str] | None = None
     interval: float = Field(default=0.9, gt=0, lt=1)
+    #: completeness a forecast needs before it locks: every planned item of the simulated arms it
+    #: reads is final, and at most this share of them failed (generation or grading errors)
+    max_error_share: float = Field(default=0.05, ge=0, le=1)
+    #: lock even when that is not met (the forecast file then says it is incomplete)
+    allow_incomplete: bool = False
     #: what the simulation's forecast direction is taken against: ``auto`` = the Y→Y control
     #: arm when it exists, else Y production (DESIGN.md); or force ``y_on_y`` / ``y_prod``
     #: (use ``y_prod`` when the control model is only a stand-in for the deployed one)

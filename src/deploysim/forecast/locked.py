@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import orjson
@@ -27,21 +28,40 @@ def payload_hash(payload: ForecastPayload) -> str:
 
 
 def write_locked(payload: ForecastPayload, path: Path) -> str:
-    """Write the forecast to ``path`` (which must not exist) and return its content hash."""
+    """Write the forecast to ``path`` (which must not exist) and return its content hash.
+
+    Atomic and exclusive: the body is written and synced to a temporary file beside ``path``,
+    which is then hard-linked to ``path`` (the link fails if ``path`` exists). A crash at any
+    instant leaves either no forecast or the complete one, never a partial file."""
     digest = payload_hash(payload)
     body = orjson.dumps({"content_hash": digest, "payload": payload.model_dump(mode="json")},
                         option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
     try:
-        with path.open("xb") as fh:
+        with os.fdopen(fd, "wb") as fh:
             fh.write(body)
             fh.flush()
             os.fsync(fh.fileno())
-    except FileExistsError:
-        raise FileExistsError(f"{path}: a forecast file already exists there; forecasts are never "
-                              "rewritten (write a new one under another name)") from None
-    path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        tmp.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise FileExistsError(f"{path}: a forecast file already exists there; forecasts are never "
+                                  "rewritten (lock a new version instead)") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    _sync_dir(path.parent)
     return digest
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def verify(path: Path) -> tuple[ForecastPayload, str]:

@@ -69,6 +69,12 @@ class ForecastPayload(Frozen):
     #: grader hash -> the full identity of the grader that measured each category (what
     #: exactly measured this forecast; validation must use the same graders)
     graders: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: per arm the forecast reads: planned, graded, errors, pending, abstained; and whether the
+    #: lock was forced while incomplete (``--allow-incomplete``)
+    completeness: dict[str, Any] = Field(default_factory=dict)
+    #: version of this forecast in its run (1, 2, ...) and the content hash of the one it replaces
+    version: int = 1
+    supersedes: str | None = None
 
     def category(self, name: str) -> CategoryForecast:
         for c in self.categories:

@@ -19,6 +19,7 @@ from pathlib import Path
 from deploysim.hashing import content_hash
 from deploysim.records import Prefix
 from deploysim.sample.config import SampleConfig
+from deploysim.sample.eligibility import MISSING_STRATUM
 from deploysim.sample.prefixes import production_records
 from deploysim.sample.sampler import SampleReport, sample_prefixes
 from deploysim.sources.config import SourceConfig
@@ -77,6 +78,11 @@ def sample_to_store(inputs: SampleInputs, store: RunStore) -> SampleReport:
     sample = sample_prefixes(sources, cfg, quarantine_dir=inputs.quarantine_dir, formats=inputs.formats,
                              quarantine_sink=store.put_quarantined)
     report = sample.report
+    found = any(name != MISSING_STRATUM and st.population for name, st in report.strata.items())
+    if cfg.stratify_by is not None and report.eligible_turns and not found:
+        raise ValueError(f"sample.stratify_by = {cfg.stratify_by!r}: no conversation of the sources has this "
+                         "field (fields: product_context, language, deployed_model, source, or a key of "
+                         "meta.extra); nothing was stored")
     report.config_hash = key
     store.put_stage_report(STAGE, REPORT_KEY, report.model_dump(mode="json"))
     prefixes: Iterable[Prefix] = inputs.transform(sample) if inputs.transform is not None else sample

@@ -214,13 +214,17 @@ def _json_batches(stream: BinaryIO, head: bytes, max_row_bytes: int) -> Iterator
     """Elements of a top-level array, or a sequence of top-level values, one at a time.
 
     Text is decoded with ``surrogateescape`` so invalid UTF-8 stays confined to the element
-    that holds it (it is re-encoded byte for byte and rejected when that row is decoded). A
-    syntax error or an element over ``max_row_bytes`` ends the document: it cannot be
-    re-synchronised, so one quarantined item covers the rest of the file.
+    that holds it (it is re-encoded byte for byte and rejected when that row is decoded). After
+    a syntax error inside an array the reader re-synchronises on the next element: a value
+    after a ``,`` that decodes on its own, is followed by ``,`` or ``]`` and shares a key with the
+    rows read so far (so a message object inside the broken element is not taken for a row). The
+    broken span becomes one quarantined item and the valid rows after it are read and counted.
+    Only when no such element follows does one quarantined item cover the rest of the file.
     """
     decoder = json.JSONDecoder()
     utf8 = codecs.getincrementaldecoder("utf-8")("surrogateescape")
     buf, pos, eof = utf8.decode(head), 0, False
+    row_keys: set[str] = set()
     want = CHUNK_BYTES
     index = 1
     in_array = expecting_comma = False
@@ -251,14 +255,30 @@ def _json_batches(stream: BinaryIO, head: bytes, max_row_bytes: int) -> Iterator
             pos, expecting_comma = pos + 1, False
             continue
         error = ""
+        broken = False  # a syntax error well inside the buffer, not just a cut-off element
         try:
-            _, end = decoder.raw_decode(buf, pos)
+            _, end = _decode(decoder, buf, pos)
             complete = end < len(buf) or eof
         except json.JSONDecodeError as err:
             complete, end, error = False, -1, f"invalid JSON: {err.msg}"
+            # a string cut by the buffer's end is reported at its start; anything else that
+            # fails well before the end of what has been read is a real syntax error
+            broken = not err.msg.startswith("Unterminated string") and err.pos < len(buf) - 64
         if not complete:
-            if eof or len(buf) - pos > 4 * max_row_bytes:
-                reason = error if eof else f"row over {max_row_bytes} bytes or invalid JSON"
+            if eof or broken or len(buf) - pos > 4 * max_row_bytes:
+                reason = error if eof or broken else f"row over {max_row_bytes} bytes or invalid JSON"
+                resync = _resync(decoder, buf, pos, row_keys) if in_array else None
+                if resync is not None:
+                    yield index, [RowProblem(reason, buf[pos:pos + 200].encode("utf-8", "surrogateescape"))]
+                    index += 1
+                    pos, want, expecting_comma = resync, CHUNK_BYTES, False
+                    continue
+                if in_array and not eof and len(buf) - pos <= 4 * max_row_bytes:
+                    refill = _refill(stream, utf8, buf, pos, want)  # the next element may not be read yet
+                    if not isinstance(refill, RowProblem):
+                        buf, pos, eof = refill
+                        want = min(want * 2, 4 * max_row_bytes)
+                        continue
                 yield index, [RowProblem(f"{reason}; the rest of the file cannot be split into rows",
                                          buf[pos:pos + 200].encode("utf-8", "surrogateescape"))]
                 return
@@ -272,9 +292,46 @@ def _json_batches(stream: BinaryIO, head: bytes, max_row_bytes: int) -> Iterator
         payload = buf[pos:end].encode("utf-8", "surrogateescape")
         item: Any = payload if len(payload) <= max_row_bytes else \
             RowProblem(f"oversized row ({len(payload)} bytes > {max_row_bytes})", payload[:200])
+        if not row_keys and buf[pos] == "{":
+            row_keys = _keys(decoder, buf, pos)
         yield index, [item]
         index += 1
         pos, want, expecting_comma = end, CHUNK_BYTES, in_array
+
+
+def _decode(decoder: json.JSONDecoder, buf: str, pos: int) -> tuple[Any, int]:
+    """``raw_decode`` with nesting too deep for the recursive decoder reported as invalid JSON
+    (a row, not a crash of the reader)."""
+    try:
+        return decoder.raw_decode(buf, pos)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", buf, pos) from None
+
+
+def _keys(decoder: json.JSONDecoder, buf: str, pos: int) -> set[str]:
+    try:
+        value, _ = _decode(decoder, buf, pos)
+    except json.JSONDecodeError:
+        return set()
+    return set(value) if isinstance(value, dict) else set()
+
+
+def _resync(decoder: json.JSONDecoder, buf: str, pos: int, row_keys: set[str]) -> int | None:
+    """Where the next array element after a broken one starts (see :func:`_json_batches`)."""
+    at = buf.find(",", pos)
+    while at != -1:
+        start = _skip_ws(buf, at + 1)
+        if start < len(buf) and buf[start] in "{[":
+            try:
+                value, end = _decode(decoder, buf, start)
+            except json.JSONDecodeError:
+                value, end = None, -1
+            after = _skip_ws(buf, end) if end != -1 else -1
+            fits = not row_keys or (isinstance(value, dict) and bool(row_keys & set(value)))
+            if end != -1 and after < len(buf) and buf[after] in ",]" and fits:
+                return start
+        at = buf.find(",", at + 1)
+    return None
 
 
 def _skip_ws(buf: str, pos: int) -> int:
