@@ -219,3 +219,32 @@ def test_a_version_1_database_is_migrated_and_a_newer_one_refused(tmp_path: Path
         s.set_meta("schema_version", 99)
     with pytest.raises(SchemaError, match="newer than this deploysim understands"):
         RunStore.open(run, create=False)
+
+
+def test_long_histories_are_shared_between_prefixes_and_read_back_whole(tmp_path: Path) -> None:
+    from deploysim.store.prefix_blocks import BLOCK
+
+    convo = tuple(Message(role="user" if i % 2 == 0 else "assistant", content=f"message {i} " + "x" * 50)
+                  for i in range(601))
+    prefixes = [Prefix(id=Prefix.make_id("long", t, convo[:t + 1]), conversation_id="long", turn_index=t,
+                       messages=convo[:t + 1]) for t in range(0, 601, 2)]
+    with RunStore.open(tmp_path / "r") as s:
+        s.put_prefixes(prefixes)
+        assert [p.messages for p in s.iter_prefixes()] == [p.messages for p in prefixes]
+        assert s.get_prefixes([prefixes[-1].id])[prefixes[-1].id] == prefixes[-1]
+        pending = [p for p, _ in s.iter_pending_prefixes("x_on_y", "g", 1, pool="production")]
+        assert pending == prefixes
+        blocks = s._query("SELECT COUNT(*) FROM message_blocks")[0][0]
+        assert blocks == 600 // BLOCK  # each block of the shared history is stored once
+        inline = s._query("SELECT MAX(json_array_length(json_extract(record, '$.messages'))) FROM prefixes")[0][0]
+        assert inline < BLOCK
+        exported = {row["id"]: row for row in s.iter_table_json("prefixes")}
+        assert len(exported[prefixes[-1].id]["messages"]) == 601
+        # rewriting (de-identification) replaces blocks; the old ones are dropped by vacuum
+        changed = [p.model_copy(update={"messages": tuple(m.model_copy(update={"content": m.content.upper()})
+                                                          for m in p.messages)}) for p in prefixes]
+        s.replace_prefixes(changed)
+        s.vacuum()
+        assert s._query("SELECT COUNT(*) FROM message_blocks")[0][0] == 600 // BLOCK
+        assert all("MESSAGE" in p.messages[0].content for p in s.iter_prefixes())
+        assert b"message 0 xxx" not in (tmp_path / "r" / "run.sqlite").read_bytes()

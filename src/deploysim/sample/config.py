@@ -26,6 +26,9 @@ class SampleConfig(BaseModel):
     max_turns: int | None = Field(default=None, ge=1)
     #: skip turns whose prefix holds content that is not plain text (images, audio, files)
     text_only: bool = True
+    #: a turn whose prefix would hold more messages than this is not eligible (counted as
+    #: ``too_long`` in the sample report): bounds memory and storage on pathological logs
+    max_prefix_messages: int = Field(default=2000, ge=2)
 
     @model_validator(mode="after")
     def _consistent(self) -> SampleConfig:

@@ -22,6 +22,25 @@ _META_FIELDS = frozenset(("source", "deployed_model", "product_context", "timest
                           "deidentified"))
 
 
+class TurnLimit:
+    """Drops turns whose prefix would exceed ``max_messages`` messages, counting them. A turn is
+    a message index, so its prefix holds ``turn + 1`` messages; eligible turns come in order,
+    so the common case (the last turn is within the limit) costs one comparison."""
+
+    __slots__ = ("dropped", "max_messages")
+
+    def __init__(self, max_messages: int) -> None:
+        self.max_messages = max_messages
+        self.dropped = 0
+
+    def cut(self, usable: list[int]) -> list[int]:
+        if not usable or usable[-1] < self.max_messages:
+            return usable
+        kept = [t for t in usable if t < self.max_messages]
+        self.dropped += len(usable) - len(kept)
+        return kept
+
+
 def make_turn_filter(cfg: SampleConfig) -> TurnFilter | None:
     """A function narrowing a conversation's eligible turns per ``cfg``; None if no filter is
     active. Language and context match case-insensitively; a conversation without the field
@@ -60,14 +79,17 @@ def stratum_of(conv: dict[str, Any], field: str) -> str:
 
 
 def candidates(rows: Iterable[ScannedRow], turn_filter: TurnFilter | None,
-               stratify_by: str | None) -> Iterator[Candidate]:
+               stratify_by: str | None, limit: TurnLimit | None = None) -> Iterator[Candidate]:
     """Every conversation of a reader's scanned rows that has usable turns. The hot loop of
     sampling: rows that a format's ``scan`` vouched for (``convs`` None) hold plain text only
-    and skip the filters (filters and strata that need metadata make the reader convert)."""
+    and skip the filters (filters and strata that need metadata make the reader convert); the
+    prefix-length ``limit`` applies to both."""
     for line, payload, convs, turns in rows:
         ordinal = -1
         for usable in turns:
             ordinal += 1
+            if limit is not None:
+                usable = limit.cut(usable)
             if not usable:
                 continue
             if convs is None:

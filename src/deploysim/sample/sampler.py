@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from deploysim.records import Prefix, Quarantined
 from deploysim.sample.allocation import proportional_allocation
 from deploysim.sample.config import SampleConfig
-from deploysim.sample.eligibility import candidates, make_turn_filter
+from deploysim.sample.eligibility import TurnLimit, candidates, make_turn_filter
 from deploysim.sample.parallel import (
     SPAN_BYTES,
     SpanPlan,
@@ -91,6 +91,8 @@ class SampleReport(BaseModel):
     config_hash: str | None = None
     complete: bool = False
     resampled_spans: int = 0  # spans read again because their reservoir was below their share
+    #: eligible turns left out because their prefix exceeds ``sample.max_prefix_messages``
+    too_long: int = 0
 
     def source_lines(self) -> list[str]:
         return [f"{s['source']}: read {s['read']} = accepted {s['accepted']} + quarantined {s['quarantined']}"
@@ -243,8 +245,10 @@ class _Draw:
         selecting = run_spans(self.pool, "select", select_tasks)
         selector = TurnSelector(n=cfg.n, seed=cfg.seed, cap=cfg.cap_per_conversation, quotas=quotas)
         add, turn_filter = selector.add, self.turn_filter
+        limit = TurnLimit(cfg.max_prefix_messages)
         for i, reader in scan.items():
-            for line, ordinal, payload, usable, stratum in candidates(reader, turn_filter, cfg.stratify_by):
+            for line, ordinal, payload, usable, stratum in candidates(reader, turn_filter, cfg.stratify_by,
+                                                                      limit):
                 add((i, line, ordinal, payload), usable, stratum)
         spans = selecting()
         if passes == 2:
@@ -266,6 +270,7 @@ class _Draw:
             items = [(*pick.ref, pick.turn, pick.stratum) for pick in selector.picks()]
         report = self.report(items, stats, selector, spans, quotas, passes)
         report.resampled_spans = resampled
+        report.too_long = limit.dropped + sum(r.too_long for results in spans.values() for r in results)
         modules = [self.plans[i].module if i in self.plans else scan[i].module
                    for i in range(len(self.sources))]
         names = [importable_name(m) if m is not None else "" for m in modules]
@@ -303,8 +308,9 @@ class _Draw:
         """Candidate turns per stratum in ``readers`` (after filters and cap)."""
         cap = self.cfg.cap_per_conversation
         sizes: Counter[str] = Counter()
+        limit = TurnLimit(self.cfg.max_prefix_messages)
         for reader in readers.values():
-            for _, _, _, usable, stratum in candidates(reader, self.turn_filter, self.cfg.stratify_by):
+            for _, _, _, usable, stratum in candidates(reader, self.turn_filter, self.cfg.stratify_by, limit):
                 sizes[stratum or ""] += len(usable) if cap is None else min(len(usable), cap)
         return sizes
 

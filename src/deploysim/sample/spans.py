@@ -32,7 +32,7 @@ from typing import IO, Any
 import orjson
 
 from deploysim.sample.config import SampleConfig
-from deploysim.sample.eligibility import candidates, make_turn_filter
+from deploysim.sample.eligibility import TurnLimit, candidates, make_turn_filter
 from deploysim.sample.prefixes import prefix_dict
 from deploysim.sample.selection import TurnSelector
 from deploysim.sources.config import SourceConfig
@@ -82,6 +82,7 @@ class SpanResult:
     samples: dict[str | None, tuple[int, array[int]]] = field(default_factory=dict)  # stratum -> (N, packed)
     outside: int = 0
     capacity: int = 0  # reservoir size of the unstratified sample: it holds min(capacity, N) turns
+    too_long: int = 0  # turns not eligible because their prefix exceeds sample.max_prefix_messages
 
 
 def _without_cyclic_gc(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -127,7 +128,8 @@ def count_span(task: SpanTask) -> SpanResult:
     cap = cfg.cap_per_conversation
     reader = _reader(task)
     sizes: Counter[str] = Counter()
-    for _, _, _, usable, stratum in candidates(reader, make_turn_filter(cfg), cfg.stratify_by):
+    limit = TurnLimit(cfg.max_prefix_messages)
+    for _, _, _, usable, stratum in candidates(reader, make_turn_filter(cfg), cfg.stratify_by, limit):
         sizes[stratum or ""] += len(usable) if cap is None else min(len(usable), cap)
     result = _result(reader, task.span)
     result.sizes = dict(sizes)
@@ -146,18 +148,22 @@ def select_span(task: SpanTask) -> SpanResult:
     add, keep = selector.add, selector.keep
     offer = selector.offer_uncapped if selector.plain else selector.offer
     offset_of, turn_filter = reader.row_offset, make_turn_filter(cfg)
+    limit = TurnLimit(cfg.max_prefix_messages)
+    cut, max_messages = limit.cut, limit.max_messages
     for line, payload, convs, turns in reader:
         if convs is None:  # scan-vouched (the hot path): plain text, no filter or stratum to apply
             for ordinal, usable in enumerate(turns):
+                if usable and usable[-1] >= max_messages:
+                    usable = cut(usable)
                 picks = offer(len(usable))  # the ref is made only for the few rows picked
                 if picks:
                     keep(picks, (line, ordinal, offset_of(line), len(payload)), usable)
             continue
         for _, ordinal, _, usable, stratum in candidates([(line, payload, convs, turns)], turn_filter,
-                                                         cfg.stratify_by):
+                                                         cfg.stratify_by, limit):
             add((line, ordinal, offset_of(line), len(payload)), usable, stratum)
     result = _result(reader, task.span)
-    result.outside, result.capacity = selector.outside, capacity
+    result.outside, result.capacity, result.too_long = selector.outside, capacity, limit.dropped
     for stratum, (population, items) in selector.samples().items():
         packed = array("q")
         for ref, turn in items:
@@ -194,13 +200,20 @@ class PrefixBuilder:
         self.converters = [RowConverter(m, s.cfg) if m is not None else None
                            for s, m in zip(sources, modules, strict=True)]
         self._files: dict[int, IO[bytes]] = {}
+        #: the last row converted: several picks from one (long) conversation convert it once
+        self._last: tuple[int, int, list[dict[str, Any]]] | None = None
 
     def build(self, item: BuildItem) -> dict[str, Any]:
         source_index, line, ordinal, payload, turn, stratum = item
-        if type(payload) is not bytes:
-            payload = self._read(source_index, *payload)
-        conv = self.converters[source_index](payload, line)[ordinal]  # type: ignore[misc]
-        return prefix_dict(conv, turn, stratum)
+        last = self._last
+        if last is not None and last[0] == source_index and last[1] == line:
+            convs = last[2]
+        else:
+            if type(payload) is not bytes:
+                payload = self._read(source_index, *payload)
+            convs = self.converters[source_index](payload, line)  # type: ignore[misc]
+            self._last = (source_index, line, convs)
+        return prefix_dict(convs[ordinal], turn, stratum)
 
     def _read(self, source_index: int, offset: int, length: int) -> bytes:
         f = self._files.get(source_index)

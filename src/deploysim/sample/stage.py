@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 from deploysim.hashing import content_hash
@@ -29,7 +28,10 @@ from deploysim.store.db import RunStore
 
 STAGE = "sample"
 REPORT_KEY = "report"
+#: prefixes per store transaction, and the most messages one batch may hold: long histories
+#: flush sooner, so memory stays bounded however long the conversations
 WRITE_BATCH = 1000
+WRITE_BATCH_MESSAGES = 50_000
 
 PrefixTransform = Callable[[Iterable[Prefix]], Iterable[Prefix]]
 
@@ -115,7 +117,15 @@ def run(inputs: SampleInputs, store: RunStore) -> StageReport:
                        data=report.model_dump(mode="json"))
 
 
-def _batches(items: Iterable[Prefix], size: int) -> Iterator[list[Prefix]]:
-    it = iter(items)
-    while batch := list(islice(it, size)):
+def _batches(items: Iterable[Prefix], size: int,
+             max_messages: int = WRITE_BATCH_MESSAGES) -> Iterator[list[Prefix]]:
+    batch: list[Prefix] = []
+    messages = 0
+    for item in items:
+        batch.append(item)
+        messages += len(item.messages)
+        if len(batch) >= size or messages >= max_messages:
+            yield batch
+            batch, messages = [], 0
+    if batch:
         yield batch

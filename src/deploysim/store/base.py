@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
 CREATE TABLE IF NOT EXISTS prefixes (
     id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, turn_index INTEGER NOT NULL,
     product_context TEXT, language TEXT, stratum TEXT, deidentified TEXT NOT NULL,
-    seq INTEGER NOT NULL, pool TEXT NOT NULL DEFAULT 'production', record TEXT NOT NULL);
+    seq INTEGER NOT NULL, pool TEXT NOT NULL DEFAULT 'production', record TEXT NOT NULL, blocks TEXT);
+CREATE TABLE IF NOT EXISTS message_blocks (id TEXT PRIMARY KEY, messages BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS prefixes_seq ON prefixes (pool, seq);
 CREATE TABLE IF NOT EXISTS completions (
     id TEXT PRIMARY KEY, prefix_id TEXT NOT NULL, arm TEXT NOT NULL, model TEXT NOT NULL,

@@ -63,9 +63,11 @@ class RunStore(WorkTables, ResultTables):
             self._conn.close()
 
     def vacuum(self) -> None:
-        """Rebuild the database file so rewritten (e.g. de-identified) text does not survive in
-        free pages or the WAL."""
+        """Drop history blocks no prefix references any more, then rebuild the database file so
+        rewritten (e.g. de-identified) text does not survive in free pages or the WAL."""
         with self._lock:
+            self._conn.execute("DELETE FROM message_blocks WHERE id NOT IN (SELECT j.value FROM prefixes p, "
+                               "json_each(p.blocks) j WHERE p.blocks IS NOT NULL)")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -151,9 +153,15 @@ class RunStore(WorkTables, ResultTables):
                 rows = cur.fetchall()
             if not rows:
                 return
+            if table == "prefixes":  # history kept in shared blocks is put back
+                full = self.decode_prefixes([(row[cols.index("record")],
+                                              row[cols.index("blocks")]) for row in rows])
+                rows = [(*row[:cols.index("record")], p.model_dump_json(), *row[cols.index("record") + 1:])
+                        for row, p in zip(rows, full, strict=True)]
             for row in rows:
                 item = dict(zip(cols, row, strict=True))
                 last = item.pop("_rowid")
+                item.pop("blocks", None)
                 rec = item.pop("record", None) if "record" in item else None
                 if rec is not None:
                     decoded = orjson.loads(rec)

@@ -20,8 +20,15 @@ class SchemaError(RuntimeError):
 
 
 def _v1_to_v2(conn: sqlite3.Connection) -> None:
-    """Completions: ``model_spec_hash`` became ``generator_hash`` (spec + arm environment)."""
+    """Completions: ``model_spec_hash`` became ``generator_hash`` (spec + arm environment);
+    prefixes may keep their long history in shared blocks (``blocks`` column; v1 rows hold
+    their messages inline and keep working)."""
+    prefix_cols = [r[1] for r in conn.execute("PRAGMA table_info(prefixes)")]
+    if prefix_cols and "blocks" not in prefix_cols:
+        conn.execute("ALTER TABLE prefixes ADD COLUMN blocks TEXT")
     cols = [r[1] for r in conn.execute("PRAGMA table_info(completions)")]
+    if not cols:
+        return
     if "model_spec_hash" in cols:
         conn.execute("ALTER TABLE completions RENAME COLUMN model_spec_hash TO generator_hash")
     conn.execute("UPDATE completions SET record = json_set(json_remove(record, '$.model_spec_hash'), "

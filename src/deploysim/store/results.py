@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from deploysim.records import Comparison, Estimate, Judgment, Prefix, utc_now
+from deploysim.store import prefix_blocks
 from deploysim.store.base import StoreBase, _dumps, _where
 
 
@@ -25,6 +26,8 @@ class JudgmentCount(NamedTuple):
 
 
 class ResultTables(StoreBase):
+    _blocks: Any  # provided by WorkTables (prefix history blocks)
+
     # -- graders (full identity, stored once per grader hash) --------------------------------
     def put_graders(self, graders: Iterable[tuple[str, str, str, str, dict[str, Any]]]) -> int:
         """(grader_hash, category, grader_id, kind, identity) rows; an existing hash is kept."""
@@ -79,8 +82,8 @@ class ResultTables(StoreBase):
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._query(f"SELECT record FROM prefixes WHERE id IN ({marks})", tuple(ids))
-        return {p.id: p for p in (Prefix.model_validate_json(r[0]) for r in rows)}
+        rows = self._query(f"SELECT record, blocks FROM prefixes WHERE id IN ({marks})", tuple(ids))
+        return {p.id: p for p in prefix_blocks.decode_rows(rows, self._blocks)}
 
     def judgment_counts(self, generators: Mapping[str, str] | None = None) -> list[JudgmentCount]:
         """Counts of every (category, arm, grader hash) group. ``generators`` (arm -> generator

@@ -8,35 +8,75 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from deploysim.records import Completion, Prefix, RequestSettings, utc_now
+from deploysim.store import prefix_blocks
 from deploysim.store.base import StoreBase, _where
 
 
 class WorkTables(StoreBase):
     # -- prefixes --------------------------------------------------------------------------
     def put_prefixes(self, prefixes: Iterable[Prefix]) -> int:
-        """Insert prefixes (existing ids are left untouched); ``seq`` keeps sampling order."""
+        """Insert prefixes (existing ids are left untouched); ``seq`` keeps sampling order. Long
+        histories go to shared message blocks (:mod:`deploysim.store.prefix_blocks`)."""
         with self._lock:
             start = int(self._query("SELECT COALESCE(MAX(seq), -1) + 1 FROM prefixes")[0][0])
-            rows = [(p.id, p.conversation_id, p.turn_index, p.context.product_context,
-                     p.context.language, p.stratum, p.context.deidentified, start + i, p.pool,
-                     p.model_dump_json()) for i, p in enumerate(prefixes)]
+            rows: list[tuple[object, ...]] = []
+            blocks: dict[str, bytes] = {}
+            for i, p in enumerate(prefixes):
+                record, refs, block_rows = prefix_blocks.encode(p)
+                blocks.update(block_rows)
+                rows.append((p.id, p.conversation_id, p.turn_index, p.context.product_context,
+                             p.context.language, p.stratum, p.context.deidentified, start + i, p.pool,
+                             record, refs))
+            self._put_blocks(blocks)
             return self._write("INSERT OR IGNORE INTO prefixes (id, conversation_id, turn_index, "
-                               "product_context, language, stratum, deidentified, seq, pool, record) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                               "product_context, language, stratum, deidentified, seq, pool, record, blocks) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def replace_prefixes(self, prefixes: Iterable[Prefix]) -> int:
         """Rewrite prefixes in place (same id, same seq): used by de-identification, which
         changes the text but not the identity of a sampled prefix."""
-        rows = [(p.context.deidentified, p.model_dump_json(), p.id) for p in prefixes]
-        return self._write("UPDATE prefixes SET deidentified = ?, record = ? WHERE id = ?", rows)
+        rows: list[tuple[object, ...]] = []
+        blocks: dict[str, bytes] = {}
+        for p in prefixes:
+            record, refs, block_rows = prefix_blocks.encode(p)
+            blocks.update(block_rows)
+            rows.append((p.context.deidentified, record, refs, p.id))
+        self._put_blocks(blocks)
+        return self._write("UPDATE prefixes SET deidentified = ?, record = ?, blocks = ? WHERE id = ?", rows)
 
-    def iter_prefixes(self, *, deidentified: str | None = None, pool: str | None = None) -> Iterator[Prefix]:
+    def _put_blocks(self, blocks: dict[str, bytes]) -> None:
+        if blocks:
+            self._write("INSERT OR IGNORE INTO message_blocks (id, messages) VALUES (?, ?)",
+                        list(blocks.items()))
+
+    def _blocks(self, ids: list[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            marks = ",".join("?" * len(part))
+            out.update(self._query(f"SELECT id, messages FROM message_blocks WHERE id IN ({marks})", part))
+        return out
+
+    def decode_prefixes(self, rows: Sequence[tuple[str, str | None]]) -> list[Prefix]:
+        """Prefixes of stored (record, blocks) rows."""
+        return prefix_blocks.decode_rows(rows, self._blocks)
+
+    def iter_prefixes(self, *, deidentified: str | None = None, pool: str | None = None,
+                      batch: int = 500) -> Iterator[Prefix]:
         where, params = _where(deidentified=deidentified, pool=pool)
-        yield from self._iter_records(Prefix, f"SELECT rowid, record FROM prefixes{where}", params)
+        last = -1
+        conj = " AND " if where else " WHERE "
+        while True:
+            rows = self._query(f"SELECT rowid, record, blocks FROM prefixes{where}{conj}rowid > ? "
+                               "ORDER BY rowid LIMIT ?", (*params, last, batch))
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield from self.decode_prefixes([(r[1], r[2]) for r in rows])
 
     def get_prefix(self, prefix_id: str) -> Prefix | None:
-        rows = self._query("SELECT record FROM prefixes WHERE id = ?", (prefix_id,))
-        return Prefix.model_validate_json(rows[0][0]) if rows else None
+        rows = self._query("SELECT record, blocks FROM prefixes WHERE id = ?", (prefix_id,))
+        return self.decode_prefixes(rows)[0] if rows else None
 
     def deidentified_counts(self) -> dict[str, int]:
         """Number of stored prefixes per de-identification status (raw / deidentified / synthetic)."""
@@ -105,7 +145,7 @@ class WorkTables(StoreBase):
         arm's pool are work for that arm."""
         last = -1
         while True:
-            rows = self._query("SELECT seq, id, record FROM prefixes WHERE pool = ? AND seq > ? "
+            rows = self._query("SELECT seq, id, record, blocks FROM prefixes WHERE pool = ? AND seq > ? "
                                "ORDER BY seq LIMIT ?", (pool, last, batch))
             if not rows:
                 return
@@ -115,10 +155,10 @@ class WorkTables(StoreBase):
             done = {(r[0], int(r[1])) for r in self._query(
                 f"SELECT prefix_id, sample_index FROM completions WHERE arm = ? AND generator_hash = ? "
                 f"AND status = 'ok' AND prefix_id IN ({marks})", (arm, generator_hash, *ids))}
-            for _, pid, text in rows:
+            for _, pid, text, refs in rows:
                 missing = [i for i in range(samples) if (pid, i) not in done]
                 if missing:
-                    prefix = Prefix.model_validate_json(text)
+                    prefix = self.decode_prefixes([(text, refs)])[0]
                     for i in missing:
                         yield prefix, i
 
