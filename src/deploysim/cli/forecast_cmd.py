@@ -29,16 +29,24 @@ forecast_app = typer.Typer(cls=_LockByDefault, no_args_is_help=True,
 
 def forecast_table(payload: ForecastPayload) -> Table:
     table = Table(title=f"forecast {payload.run_id} ({payload.created_at}, {payload.interval_level:.0%} "
-                        "intervals)")
+                        "predictive intervals)")
     for col in ("category", "method", "rate", "interval", "direction", "× vs Y prod", "basis k/n"):
         table.add_column(col, justify="right" if col not in ("category", "method") else "left")
     arrows = {1: "↑", -1: "↓", 0: "="}
     for cat in payload.categories:
         for name, f in cat.methods.items():
             ratio = "–" if f.ratio_vs_y_prod is None else f"{f.ratio_vs_y_prod:.2f}"
-            table.add_row(cat.category, name, f"{f.rate:.4%}", f"{f.interval[0]:.4%}–{f.interval[1]:.4%}",
-                          f"{arrows[f.direction]} vs {f.reference}", ratio, f"{f.basis.k}/{f.basis.n}")
+            heading = "n/a" if f.direction is None else f"{arrows[f.direction]} vs {f.reference}"
+            basis = ", ".join(f"{role} {c.k}/{c.n}" for role, c in f.basis.items())
+            table.add_row(cat.category, f"{name} ({f.model})", f"{f.rate:.4%}",
+                          f"{f.interval[0]:.4%}–{f.interval[1]:.4%}", heading, ratio, basis)
     return table
+
+
+def discrepancy_lines(payload: ForecastPayload) -> list[str]:
+    """How each forecast model's simulation-to-production discrepancy was set."""
+    return [f"discrepancy {d.model}: log-scale variance E τ² = {d.variance:.3g} ({d.description})"
+            for d in payload.discrepancy.values()]
 
 
 @forecast_app.command("lock")
@@ -54,6 +62,8 @@ def lock(run: Path = typer.Argument(..., help="Run directory or run file (.toml)
         with store:
             outcome = forecast_run(store, cfg.forecast if cfg else ForecastConfig(), out=out)
     console.print(forecast_table(outcome.payload))
+    for line in discrepancy_lines(outcome.payload):
+        console.print(line)
     verb = "locked" if outcome.created else "already locked (verified, not rewritten)"
     console.print(f"forecast {verb}: [bold]{outcome.path}[/] sha256 {outcome.content_hash}")
 
@@ -80,6 +90,8 @@ def show(path: Path = typer.Argument(..., help="A forecast file.")) -> None:
     with user_errors():
         payload, _ = verify(path)
     console.print(forecast_table(payload))
+    for line in discrepancy_lines(payload):
+        console.print(line)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from deploysim.cli.common import console, user_errors
 from deploysim.estimate.config import EstimateConfig
+from deploysim.estimate.correction import KNOWN_SE_SP_MARK
 from deploysim.estimate.stage import EstimateReport
 from deploysim.records import ARM_LABELS, Estimate
 
@@ -63,7 +64,9 @@ def print_estimates(report: EstimateReport, cfg: EstimateConfig, title: str) -> 
     for e in report.estimates:
         lo, hi = _shown_interval(e, cfg.interval)
         corrected = "—" if e.corrected_rate is None or e.corrected_interval is None else (
-            f"{_num(e.corrected_rate)} ({_num(e.corrected_interval[0])}–{_num(e.corrected_interval[1])})")
+            f"{_num(e.corrected_rate)} ({_num(e.corrected_interval[0])}–{_num(e.corrected_interval[1])})"
+            + (KNOWN_SE_SP_MARK if e.extra.get("correction", {}).get("se_sp_known") else ""))
+        floor = _num(e.floor) + (" ▼" if e.extra.get("below_floor") else "")
         ratio = p_fisher = p_mcnemar = sig = ""
         if e.arm == "x_on_y":
             fisher, paired = report.comparison(e.category, "y_prod"), report.comparison(e.category, "y_on_y")
@@ -75,11 +78,15 @@ def print_estimates(report: EstimateReport, cfg: EstimateConfig, title: str) -> 
             sig = " ".join(flag for c, flag in ((fisher, "F"), (paired, "M"))
                            if c is not None and c.significant)
         table.add_row(e.category, ARM_LABELS.get(e.arm, e.arm), f"{e.n:,}", f"{e.k:,}", f"{e.failures:,}",
-                      _num(e.rate), f"{_num(lo)}–{_num(hi)}", _num(e.floor), corrected, ratio, p_fisher,
+                      _num(e.rate), f"{_num(lo)}–{_num(hi)}", floor, corrected, ratio, p_fisher,
                       p_mcnemar, sig)
     console.print(table)
     console.print(f"sig: F = Fisher (X→Y vs Y production), M = McNemar (X→Y vs Y→Y) at α = {cfg.alpha}"
-                  + (" after Benjamini–Hochberg (adjusted p in brackets)" if cfg.benjamini_hochberg else ""))
+                  + (" after Benjamini–Hochberg (adjusted p in brackets)" if cfg.benjamini_hochberg else "")
+                  + f"; ratio intervals at {1 - cfg.alpha:.0%}")
+    console.print(f"▼ = rate below the measurement floor (the floor includes the grader's false-positive rate "
+                  f"when it was validated); {KNOWN_SE_SP_MARK} = corrected with se/sp treated as known (no "
+                  "validation counts): the interval ignores the validation error")
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}")
     console.print(f"wrote {report.json_path}")
@@ -131,6 +138,7 @@ def tail_command(
     column: str | None = typer.Option(None, help="Probability column (default: p, probability…)."),
     threshold: float | None = typer.Option(None, help="Also forecast the share of queries with p >= this."),
     lognormal_top: int | None = typer.Option(None, help="Fit the log-normal baseline to the top K only."),
+    bootstrap: int = typer.Option(1000, help="Bootstrap refits for the Gumbel forecast's 90% interval (0 = none)."),
 ) -> None:
     """Forecast worst-query risk at deployment scale from elicitation probabilities.
 
@@ -142,23 +150,31 @@ def tail_command(
 
     with user_errors():
         probs = read_probabilities(probs_file, column)
-        result = forecast_tail(probs.values, n, top, threshold, lognormal_top)
+        result = forecast_tail(probs.values, n, top, threshold, lognormal_top, interval_replications=bootstrap)
     g, ln = result.gumbel, result.lognormal
     console.print(f"{result.queries:,} queries from {probs.path} ({probs.source}); largest observed "
                   f"probability {_num(result.largest_observed)}")
     table = Table(title=f"Forecast at {result.n_queries:,} queries")
     for name in ("method", "fit", "worst-query risk", "share p ≥ τ", "expected count"):
         table.add_column(name, justify="left" if name in ("method", "fit") else "right")
-    rows = ((f"Gumbel tail (top {g.top})", f"log S = {g.slope:.3g}·ψ + {g.intercept:.3g}",
-             result.gumbel_worst_query_risk, result.gumbel_frequency),
+    iv = result.gumbel_interval
+    gumbel_risk = _num(result.gumbel_worst_query_risk) + (
+        "" if iv is None else f" ({iv.level:.0%} bootstrap {_num(iv.lower)}–{_num(iv.upper)})")
+    rows = ((f"Gumbel tail (top {g.top})", f"log S = {g.slope:.3g}·ψ + {g.intercept:.3g}", gumbel_risk,
+             result.gumbel_frequency),
             ("log-normal" + ("" if ln.top is None else f" (top {ln.top})"),
              f"μ = {ln.mu:.3g}, σ = {ln.sigma:.3g}",
-             result.lognormal_worst_query_risk, result.lognormal_frequency))
+             _num(result.lognormal_worst_query_risk), result.lognormal_frequency))
     for method, fit, risk, freq in rows:
-        table.add_row(method, fit, _num(risk), "" if freq is None else _num(freq.share),
+        table.add_row(method, fit, risk, "" if freq is None else _num(freq.share),
                       "" if freq is None else f"{freq.expected_count:,.1f}"
                       + (" (empirical)" if freq.method == "empirical" else ""))
     console.print(table)
+    if iv is not None and iv.failed:
+        console.print(f"[yellow]note:[/] {iv.failed} of {iv.replications} bootstrap refits failed and were excluded")
+    for warning in g.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print("worst-query risk = elicitation probability of the riskiest of n queries (not a rate).")
 
 
 def _shown_interval(e: Estimate, method: str) -> tuple[float, float]:

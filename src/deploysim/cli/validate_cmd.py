@@ -14,23 +14,32 @@ from deploysim.validate.scorecard import Scorecard
 
 def scorecard_tables(card: Scorecard) -> list[Table]:
     summary = Table(title=f"scorecard (forecast {card.forecast_hash[:12]}; moved = changed ≥ "
-                          f"{card.move_factor:g}x vs Y production)")
-    for col in ("method", "categories", "moved", "directional acc.", "median sym. err", "max sym. err",
-                "NLL", "NLL regret", "coverage", "outside funnel"):
+                          f"{card.move_factor:g}x vs Y production, {1 - card.move_alpha:.0%} ratio interval "
+                          "excluding 1)")
+    for col in ("method", "categories", "moved", "directional acc. (95% CI)", "p vs ½", "median sym. err",
+                "max sym. err", "NLL", "NLL regret", f"{card.interval_level:.0%} coverage", "outside funnel"):
         summary.add_column(col, justify="left" if col == "method" else "right")
     for s in card.summary.values():
-        acc = "–" if math.isnan(s.directional_accuracy) else f"{s.directional_accuracy:.0%}"
-        summary.add_row(s.method, str(s.categories), str(s.moved), acc, f"{s.median_sym_error:.2f}x",
+        if not s.direction_claim:
+            acc, p = "n/a", "n/a"
+        elif math.isnan(s.directional_accuracy) or s.directional_interval is None:
+            acc, p = "–", "–"
+        else:
+            lo, hi = s.directional_interval
+            acc = f"{s.directional_correct}/{s.moved} = {s.directional_accuracy:.0%} ({lo:.0%}–{hi:.0%})"
+            p = f"{s.directional_p_value:.3g}"
+        summary.add_row(s.method, str(s.categories), str(s.moved), acc, p, f"{s.median_sym_error:.2f}x",
                         f"{s.max_sym_error:.2f}x", f"{s.total_nll:.1f}", f"{s.total_nll_regret:.1f}",
                         f"{s.coverage:.0%}", str(s.outside_funnel))
     rows = Table(title="per category")
-    for col in ("category", "method", "forecast", "realised k/n", "move", "dir ok", "sym. err", "funnel 90%",
-                "NLL regret", "covered"):
+    for col in ("category", "method", "forecast", "realised k/n", "predictive k", "move", "dir ok", "sym. err",
+                "funnel 90%", "NLL regret", "covered"):
         rows.add_column(col, justify="left" if col in ("category", "method") else "right")
     arrows = {1: "↑", -1: "↓", 0: "="}
     for r in card.rows:
         ok = "–" if r.direction_correct is None else ("yes" if r.direction_correct else "no")
-        rows.add_row(r.category, r.method, f"{r.forecast_rate:.3%}", f"{r.k_x}/{r.n_x}",
+        interval = "–" if r.count_interval is None else f"{r.count_interval[0]}–{r.count_interval[1]}"
+        rows.add_row(r.category, r.method, f"{r.forecast_rate:.3%}", f"{r.k_x}/{r.n_x}", interval,
                      arrows[r.realised_move], ok, f"{r.sym_error:.2f}x", f"{r.funnel_upper:.2f}x",
                      f"{r.nll_regret:.2f}", "yes" if r.covered else "no")
     return [summary, rows]
