@@ -13,8 +13,8 @@ from deploysim.estimate.discrepancy import (
     TAU_GRID,
     DiscrepancyPrior,
     PastForecast,
-    estimate_discrepancy,
     estimate_discrepancies,
+    estimate_discrepancy,
     prior_discrepancy,
     prior_masses,
 )

@@ -86,7 +86,8 @@ def test_realised_move_needs_the_factor_and_both_counts_to_agree() -> None:
 
 
 def test_directional_accuracy_interval_test_and_na() -> None:
-    da = directional_accuracy([1, -1, 1, 1, -1, 0, 1, 1, 1, -1, 1, 1, 1], [1, -1, 1, 1, -1, 1, 1, 1, 1, -1, 1, 1, -1])
+    da = directional_accuracy([1, -1, 1, 1, -1, 0, 1, 1, 1, -1, 1, 1, 1],
+                              [1, -1, 1, 1, -1, 1, 1, 1, 1, -1, 1, 1, -1])
     assert (da.claim, da.moved, da.correct) == (True, 13, 11)
     lo, hi = proportion_confint(11, 13, alpha=0.05, method="wilson")
     assert da.interval == pytest.approx((lo, hi), rel=1e-9)
@@ -136,7 +137,8 @@ def test_ratio_transfer_point_sampling_sd_and_methods() -> None:
     prev = cat.methods["previous_production"]
     assert prev.direction is None and prev.reference is None and prev.rate == 0.0012
     assert prev.predictive.family == "beta_binomial"
-    assert cat.methods["challenging_prompts"].rate == 0.25 and cat.methods["challenging_prompts"].direction == 1
+    challenge = cat.methods["challenging_prompts"]
+    assert challenge.rate == 0.25 and challenge.direction == 1
     # the discrepancy is stated in the file: the default prior, since no past validations were given
     assert payload.discrepancy["ratio_transfer"].method == "prior"
     assert "no past validations" in payload.discrepancy["ratio_transfer"].description
@@ -156,7 +158,8 @@ def test_paired_counts_use_the_paired_variance() -> None:
     sd_ind = independent.category("hate").methods["simulation"].predictive.log_sd  # type: ignore[union-attr]
     sd_pair = with_pairs.category("hate").methods["simulation"].predictive.log_sd  # type: ignore[union-attr]
     assert sd_pair < sd_ind  # shared prefixes: positively correlated arms, a tighter ratio
-    assert sd_pair == pytest.approx(math.sqrt(log_rate_variance(25, 10_000) + paired_log_ratio_variance(paired)))
+    expected = math.sqrt(log_rate_variance(25, 10_000) + paired_log_ratio_variance(paired))
+    assert sd_pair == pytest.approx(expected)
 
 
 def test_without_control_the_simulation_is_direct_and_baselines_use_jeffreys() -> None:
@@ -165,7 +168,8 @@ def test_without_control_the_simulation_is_direct_and_baselines_use_jeffreys() -
     cat = payload.category("hate")
     assert set(cat.methods) == {"simulation", "previous_production"}
     sim = cat.methods["simulation"]
-    assert sim.model == "direct" and sim.rate == pytest.approx(0.5 / 501) and sim.reference == "incumbent_prod"
+    assert sim.model == "direct" and sim.rate == pytest.approx(0.5 / 501)
+    assert sim.reference == "incumbent_prod"
     prev = cat.methods["previous_production"]
     # the Jeffreys interval of estimate.intervals, with its k = 0 rule: lower bound exactly 0
     assert prev.interval == jeffreys_interval(0, 400, 0.9) and prev.interval[0] == 0.0

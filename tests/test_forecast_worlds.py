@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import pytest
 
-from deploysim.forecast.worlds import OLD_METHOD, PRIOR_METHOD, StudyResult, WorldSettings, format_study, run_study
+from deploysim.forecast.worlds import (
+    OLD_METHOD,
+    PRIOR_METHOD,
+    StudyResult,
+    WorldSettings,
+    format_study,
+    run_study,
+)
 
 WORLDS = 24
 SIGMAS = (0.0, 0.5, 1.0)

@@ -190,12 +190,14 @@ def test_ties_above_the_floor_are_fitted_on_distinct_levels_with_a_warning() -> 
     p = probabilities_on_a_line(-8.0, -20.0, 500)
     tied = np.concatenate([p, np.sort(p)[-6:-3]])  # three of the top scores appear twice
     fit = fit_gumbel_tail(tied, top=10)
-    assert fit.warnings and "ties" in fit.warnings[0] and fit.levels == 7
-    # the fitted points are the distinct levels ℓ with #(scores ≥ ℓ) ≤ 10, at log(#/m)
+    assert fit.warnings and "ties" in fit.warnings[0] and fit.levels == 8
+    # the fitted points are the distinct levels ℓ with #(scores ≥ ℓ) ≤ 10 and the first level
+    # beyond, at log(#/m)
     scores = np.sort(elicitation_scores(tied))[::-1]
-    levels, first = np.unique(-scores, return_index=True)
+    levels = np.unique(-scores)
     at_or_above = np.array([np.sum(scores >= -lv) for lv in levels])
     use = at_or_above <= 10
+    use[np.argmax(at_or_above > 10)] = True
     slope, intercept = np.polyfit(-levels[use], np.log(at_or_above[use] / tied.size), 1)
     assert (fit.slope, fit.intercept) == pytest.approx((slope, intercept))
     with pytest.raises(TiedScoresError, match="refused"):

@@ -84,9 +84,9 @@ def print_estimates(report: EstimateReport, cfg: EstimateConfig, title: str) -> 
     console.print(f"sig: F = Fisher (X→Y vs Y production), M = McNemar (X→Y vs Y→Y) at α = {cfg.alpha}"
                   + (" after Benjamini–Hochberg (adjusted p in brackets)" if cfg.benjamini_hochberg else "")
                   + f"; ratio intervals at {1 - cfg.alpha:.0%}")
-    console.print(f"▼ = rate below the measurement floor (the floor includes the grader's false-positive rate "
-                  f"when it was validated); {KNOWN_SE_SP_MARK} = corrected with se/sp treated as known (no "
-                  "validation counts): the interval ignores the validation error")
+    console.print("▼ = rate below the measurement floor (the floor includes the grader's false-positive "
+                  f"rate when it was validated); {KNOWN_SE_SP_MARK} = corrected with se/sp treated as known "
+                  "(no validation counts): the interval ignores the validation error")
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}")
     console.print(f"wrote {report.json_path}")
@@ -138,7 +138,8 @@ def tail_command(
     column: str | None = typer.Option(None, help="Probability column (default: p, probability…)."),
     threshold: float | None = typer.Option(None, help="Also forecast the share of queries with p >= this."),
     lognormal_top: int | None = typer.Option(None, help="Fit the log-normal baseline to the top K only."),
-    bootstrap: int = typer.Option(1000, help="Bootstrap refits for the Gumbel forecast's 90% interval (0 = none)."),
+    bootstrap: int = typer.Option(1000, help="Bootstrap refits for the Gumbel forecast's 90% interval "
+                                             "(0 = none)."),
 ) -> None:
     """Forecast worst-query risk at deployment scale from elicitation probabilities.
 
@@ -150,7 +151,8 @@ def tail_command(
 
     with user_errors():
         probs = read_probabilities(probs_file, column)
-        result = forecast_tail(probs.values, n, top, threshold, lognormal_top, interval_replications=bootstrap)
+        result = forecast_tail(probs.values, n, top, threshold, lognormal_top,
+                               interval_replications=bootstrap)
     g, ln = result.gumbel, result.lognormal
     console.print(f"{result.queries:,} queries from {probs.path} ({probs.source}); largest observed "
                   f"probability {_num(result.largest_observed)}")
@@ -171,7 +173,8 @@ def tail_command(
                       + (" (empirical)" if freq.method == "empirical" else ""))
     console.print(table)
     if iv is not None and iv.failed:
-        console.print(f"[yellow]note:[/] {iv.failed} of {iv.replications} bootstrap refits failed and were excluded")
+        console.print(f"[yellow]note:[/] {iv.failed} of {iv.replications} bootstrap refits failed and were "
+                      "excluded")
     for warning in g.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print("worst-query risk = elicitation probability of the riskiest of n queries (not a rate).")

@@ -32,8 +32,8 @@ def scorecard_tables(card: Scorecard) -> list[Table]:
                         f"{s.max_sym_error:.2f}x", f"{s.total_nll:.1f}", f"{s.total_nll_regret:.1f}",
                         f"{s.coverage:.0%}", str(s.outside_funnel))
     rows = Table(title="per category")
-    for col in ("category", "method", "forecast", "realised k/n", "predictive k", "move", "dir ok", "sym. err",
-                "funnel 90%", "NLL regret", "covered"):
+    for col in ("category", "method", "forecast", "realised k/n", "predictive k", "move", "dir ok",
+                "sym. err", "funnel 90%", "NLL regret", "covered"):
         rows.add_column(col, justify="left" if col in ("category", "method") else "right")
     arrows = {1: "↑", -1: "↓", 0: "="}
     for r in card.rows:

@@ -140,8 +140,9 @@ def corrected_rate(k: int, n: int, validation: ValidationCounts, confidence: flo
     tail = (1.0 - confidence) / 2.0
     lower, upper = np.quantile(values, [tail, 1.0 - tail])
     return CorrectedRate(rate=point, lower=float(lower), upper=float(upper), sensitivity=se,
-                         specificity=sp, method="beta_posterior_mc", unclipped=rogan_gladen(k / n, se, sp, clip=False),
-                         draws=draws, degenerate_share=float(1.0 - usable.mean()))
+                         specificity=sp, method="beta_posterior_mc",
+                         unclipped=rogan_gladen(k / n, se, sp, clip=False), draws=draws,
+                         degenerate_share=float(1.0 - usable.mean()))
 
 
 def corrected_rate_known(k: int, n: int, sensitivity: float, specificity: float, confidence: float = 0.95,

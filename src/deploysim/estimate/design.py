@@ -20,11 +20,15 @@ positives among m_i items,
     r̂ = Σ w_i k_i / Σ w_i m_i,   V̂ = G/(G − 1) · Σ w_i² (k_i − r̂ m_i)² / (Σ w_i m_i)²
 
 (the ratio-estimator linearisation variance over G clusters; with w = 1 and m = 1 it is
-r̂(1 − r̂)/(n − 1)). The interval is Wilson's at the effective sample size
-n_eff = r̂(1 − r̂)/V̂, capped at the number of items (Korn & Graubard 1998), so it keeps
-Wilson's behaviour at small counts. When r̂ is 0 or 1 the variance cannot be estimated from the
-data, and the worst case is used: n_eff = (Σ_g W_g)²/Σ_g W_g² with W_g the total weight of
-cluster g (the Kish size of the clusters: every sample of a prefix as correlated as possible).
+r̂(1 − r̂)/(n − 1)). With strata the sum runs within strata around each stratum's mean of the
+linearised values z_i = w_i(k_i − r̂ m_i)/Σ w m (the stratified variance, which does not count
+differences between strata as noise). The interval is Wilson's at the effective sample size
+n_eff = r̂(1 − r̂)/V̂ (Korn & Graubard 1998), so it keeps Wilson's behaviour at small counts;
+for unweighted clusters n_eff is capped at the number of items (within-prefix correlation is
+not negative, so a smaller variance than independent items is noise). When r̂ is 0 or 1 the
+variance cannot be estimated from the data, and the worst case is used:
+n_eff = (Σ_g W_g)²/Σ_g W_g² with W_g the total weight of cluster g (the Kish size of the
+clusters: every sample of a prefix as correlated as possible).
 Pure functions.
 """
 
@@ -35,6 +39,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from deploysim.estimate.intervals import wilson_rate_bounds
 
@@ -58,15 +63,15 @@ class DesignRate:
     method: str  # "clustered" | "weighted" | "weighted_clustered"
 
 
-def ratio_estimate(k: Sequence[float], m: Sequence[float],
-                   weights: Sequence[float] | None = None) -> tuple[float, float]:
-    """(r̂, V̂) of the weighted ratio estimator over clusters (module docstring)."""
+def ratio_estimate(k: npt.ArrayLike, m: npt.ArrayLike, weights: npt.ArrayLike | None = None,
+                   strata: Sequence[Hashable] | None = None) -> tuple[float, float]:
+    """(r̂, V̂) of the weighted ratio estimator over clusters (module docstring); with ``strata``
+    (one key per cluster) the variance is summed within strata, as stratified sampling implies."""
     ka, ma = np.asarray(k, dtype=np.float64), np.asarray(m, dtype=np.float64)
     wa = np.ones_like(ka) if weights is None else np.asarray(weights, dtype=np.float64)
     if not (ka.shape == ma.shape == wa.shape) or ka.ndim != 1:
         raise ValueError("positives, items and weights must be sequences of the same length")
-    g = ka.size
-    if g < 2:
+    if ka.size < 2:
         raise ValueError("a design-based variance needs at least 2 clusters")
     if np.any(ma <= 0) or np.any(ka < 0) or np.any(ka > ma):
         raise ValueError("every cluster needs 0 <= k_i <= m_i and m_i > 0")
@@ -74,17 +79,31 @@ def ratio_estimate(k: Sequence[float], m: Sequence[float],
         raise ValueError("design weights must be positive and finite")
     total = float(np.dot(wa, ma))
     r = float(np.dot(wa, ka)) / total
-    resid = wa * (ka - r * ma)
-    return r, g / (g - 1.0) * float(np.dot(resid, resid)) / total**2
+    z = wa * (ka - r * ma) / total  # each cluster's linearised contribution to r̂ − r
+    groups: dict[Hashable, list[int]] = {}
+    for i, key in enumerate([None] * ka.size if strata is None else list(strata)):
+        groups.setdefault(key, []).append(i)
+    if strata is not None and len(strata) != ka.size:
+        raise ValueError("strata must give one key per cluster")
+    variance = 0.0
+    for members in groups.values():
+        if len(members) < 2:
+            raise ValueError("every stratum needs at least 2 clusters for a variance")
+        zh = z[members]
+        variance += len(members) / (len(members) - 1.0) * float(np.sum((zh - zh.mean()) ** 2))
+    return r, variance
 
 
-def _design_rate(k: np.ndarray, m: np.ndarray, w: np.ndarray | None, confidence: float, method: str) -> DesignRate:
-    r, var = ratio_estimate(k, m, w)
+def _design_rate(k: np.ndarray, m: np.ndarray, w: np.ndarray | None, confidence: float, method: str,
+                 strata: Sequence[Hashable] | None = None) -> DesignRate:
+    r, var = ratio_estimate(k, m, w, strata)
     items = int(m.sum())
     cluster_weight = m if w is None else w * m
     worst_case = float(cluster_weight.sum() ** 2 / np.dot(cluster_weight, cluster_weight))
     if 0.0 < r < 1.0 and var > 0.0:
-        n_eff = min(float(items), r * (1.0 - r) / var)
+        n_eff = r * (1.0 - r) / var
+        if w is None:  # unweighted clusters: never narrower than independent items (ICC ≥ 0)
+            n_eff = min(float(items), n_eff)
         deff: float | None = var / (r * (1.0 - r) / items)
     else:
         n_eff, deff = worst_case, None
@@ -105,35 +124,43 @@ def clustered_rate(per_prefix: Sequence[tuple[int, int]], confidence: float = 0.
 
 
 def weighted_rate(labels: Sequence[bool | int], weights: Sequence[float],
-                  clusters: Sequence[Hashable] | None = None, confidence: float = 0.95) -> DesignRate:
+                  clusters: Sequence[Hashable] | None = None, strata: Sequence[Hashable] | None = None,
+                  confidence: float = 0.95) -> DesignRate:
     """Design-weighted (Hájek) rate Σw·y/Σw of graded items with weights w = 1/π, with the
-    linearisation interval; ``clusters`` (e.g. the prefix id of each item) groups correlated
-    items, which must share one weight."""
+    linearisation interval. ``clusters`` (e.g. the prefix id of each item) groups correlated
+    items, which must share one weight; ``strata`` (the sampling stratum of each item) makes the
+    variance the stratified one (both keys constant within a cluster)."""
     y = np.asarray(labels, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
     if y.shape != w.shape or y.ndim != 1 or y.size == 0:
         raise ValueError("labels and weights must be non-empty sequences of the same length")
     if np.any((y != 0) & (y != 1)):
         raise ValueError("labels must be 0/1 (or booleans)")
+    if strata is not None and len(strata) != y.size:
+        raise ValueError("strata must give one stratum key per item")
     if clusters is None:
-        return _design_rate(y, np.ones_like(y), w, confidence, "weighted")
+        return _design_rate(y, np.ones_like(y), w, confidence, "weighted", strata)
     if len(clusters) != y.size:
         raise ValueError("clusters must give one cluster key per item")
     index: dict[Hashable, int] = {}
     k: list[float] = []
     m: list[float] = []
     cw: list[float] = []
-    for key, label, weight in zip(clusters, y.tolist(), w.tolist(), strict=True):
-        i = index.setdefault(key, len(k))
-        if i == len(k):
+    cs: list[Hashable] = []
+    for i, (key, label, weight) in enumerate(zip(clusters, y.tolist(), w.tolist(), strict=True)):
+        stratum = None if strata is None else strata[i]
+        j = index.setdefault(key, len(k))
+        if j == len(k):
             k.append(0.0)
             m.append(0.0)
             cw.append(weight)
-        elif not math.isclose(cw[i], weight, rel_tol=1e-9):
-            raise ValueError(f"items of cluster {key!r} have different weights ({cw[i]} and {weight})")
-        k[i] += label
-        m[i] += 1.0
-    return _design_rate(np.asarray(k), np.asarray(m), np.asarray(cw), confidence, "weighted_clustered")
+            cs.append(stratum)
+        elif not math.isclose(cw[j], weight, rel_tol=1e-9) or cs[j] != stratum:
+            raise ValueError(f"items of cluster {key!r} have different weights or strata")
+        k[j] += label
+        m[j] += 1.0
+    return _design_rate(np.asarray(k), np.asarray(m), np.asarray(cw), confidence, "weighted_clustered",
+                        None if strata is None else cs)
 
 
 @dataclass(frozen=True)
@@ -144,7 +171,8 @@ class SampleDesign:
     stratum_sampled: Mapping[str, int]  # n_h: prefixes drawn per stratum
     quotas: bool = False  # explicit quotas (else proportional allocation or no strata)
     cap_per_conversation: int | None = None
-    capped_conversations: int | None = None  # conversations with more usable turns than the cap; None = unknown
+    #: conversations with more usable turns than the cap (None = unknown)
+    capped_conversations: int | None = None
 
 
 def inclusion_weight(stratum_population: int, stratum_sampled: int, conversation_turns: int = 1,
@@ -167,7 +195,8 @@ def unequal_probability_reasons(design: SampleDesign) -> list[str]:
     populated = {h: n for h, n in design.stratum_population.items() if n > 0}
     missing = sorted(h for h in populated if design.stratum_sampled.get(h, 0) == 0)
     if missing:
-        reasons.append(f"strata {missing} have eligible turns but no sampled prefix: no weight can represent them")
+        reasons.append(f"strata {missing} have eligible turns but no sampled prefix: no weight can "
+                       "represent them")
     fractions = {h: design.stratum_sampled.get(h, 0) / n for h, n in populated.items() if h not in missing}
     if len(fractions) > 1:
         lo_h, hi_h = min(fractions, key=fractions.__getitem__), max(fractions, key=fractions.__getitem__)
@@ -175,13 +204,13 @@ def unequal_probability_reasons(design: SampleDesign) -> list[str]:
         tolerance = 2.0 / min(populated[h] for h in fractions)
         if fractions[hi_h] - fractions[lo_h] > tolerance:
             kind = "explicit quotas" if design.quotas else "the allocation"
-            reasons.append(f"{kind} drew stratum {hi_h!r} at {fractions[hi_h]:.3g} of its turns and {lo_h!r} at "
-                           f"{fractions[lo_h]:.3g}")
+            reasons.append(f"{kind} drew stratum {hi_h!r} at {fractions[hi_h]:.3g} of its turns and "
+                           f"{lo_h!r} at {fractions[lo_h]:.3g}")
     if design.cap_per_conversation is not None and design.capped_conversations != 0:
         known = ("" if design.capped_conversations is None
                  else f" ({design.capped_conversations} conversations had more usable turns)")
-        reasons.append(f"cap_per_conversation = {design.cap_per_conversation}: turns of longer conversations were "
-                       f"drawn with probability cap/turns{known}")
+        reasons.append(f"cap_per_conversation = {design.cap_per_conversation}: turns of longer "
+                       f"conversations were drawn with probability cap/turns{known}")
     return reasons
 
 
@@ -190,6 +219,6 @@ def require_self_weighting(design: SampleDesign, *, weights_available: bool) -> 
     reasons = unequal_probability_reasons(design)
     if reasons and not weights_available:
         raise UnweightedSampleError(
-            "the sample is not self-weighting (" + "; ".join(reasons) + "), so k/n would describe the sample's "
-            "mix, not the deployment; estimate with design weights (weighted_rate with inclusion_weight) "
-            "or draw a uniform sample")
+            "the sample is not self-weighting (" + "; ".join(reasons) + "), so k/n would describe the "
+            "sample's mix, not the deployment; estimate with design weights (weighted_rate with "
+            "inclusion_weight) or draw a uniform sample")

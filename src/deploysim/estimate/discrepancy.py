@@ -56,7 +56,8 @@ class DiscrepancyPrior:
 
     def __post_init__(self) -> None:
         if not (self.scale > 0 and self.dof > 0):
-            raise ValueError(f"discrepancy prior needs scale > 0 and dof > 0, got scale={self.scale}, dof={self.dof}")
+            raise ValueError(f"discrepancy prior needs scale > 0 and dof > 0, got scale={self.scale}, "
+                             f"dof={self.dof}")
 
     def cdf(self, tau: np.ndarray) -> np.ndarray:
         """P(τ ≤ tau) = 2·F(tau/scale) − 1 with F the standard normal or t(dof) cdf."""
@@ -135,8 +136,8 @@ def estimate_discrepancy(records: Iterable[PastForecast], model: str,
     mine = [r for r in records if r.model == model]
     for i, r in enumerate(mine):
         if r.n <= 0 or not 0 <= r.k <= r.n or not r.log_sd >= 0 or not math.isfinite(r.log_mean):
-            raise ValueError(f"past forecast {i} ({r.release or '?'} / {r.category or '?'}): needs 0 <= k <= n, "
-                             f"n > 0, a finite log mean and log sd >= 0, got k={r.k}, n={r.n}, "
+            raise ValueError(f"past forecast {i} ({r.release or '?'} / {r.category or '?'}): needs "
+                             f"0 <= k <= n, n > 0, a finite log mean and log sd >= 0, got k={r.k}, n={r.n}, "
                              f"log_mean={r.log_mean}, log_sd={r.log_sd}")
     if not mine:
         return prior_discrepancy(model, prior)
@@ -155,9 +156,10 @@ def estimate_discrepancy(records: Iterable[PastForecast], model: str,
     tau, kept = _compact(grid, weights)
     return Discrepancy(model=model, tau=tau, weights=kept, method="grid_posterior", records=len(mine),
                        prior=prior,
-                       description=f"grid posterior of tau (64 log-spaced values 0.01-4) from {len(mine)} past "
-                                   f"(forecast, realised) records; prior {prior.describe()}; likelihood: the "
-                                   "log-normal-binomial predictive probability of each realised count")
+                       description=f"grid posterior of tau (64 log-spaced values 0.01-4) from "
+                                   f"{len(mine)} past (forecast, realised) records; prior "
+                                   f"{prior.describe()}; likelihood: the log-normal-binomial predictive "
+                                   "probability of each realised count")
 
 
 def estimate_discrepancies(records: Sequence[PastForecast], models: Iterable[str],

@@ -150,13 +150,15 @@ class LogNormalBinomialPredictive:
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.log_mean) or not self.log_sd >= 0.0:
-            raise ValueError(f"need a finite log mean and a non-negative sd, got {self.log_mean}, {self.log_sd}")
+            raise ValueError(f"need a finite log mean and a non-negative sd, got {self.log_mean}, "
+                             f"{self.log_sd}")
         if len(self.tau) != len(self.weights) or not self.tau:
             raise ValueError("tau and weights must be non-empty and of the same length")
         if any(t < 0 for t in self.tau) or any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
             raise ValueError("tau atoms and weights must be non-negative with a positive total weight")
         if self.log_sd == 0.0 and min(self.tau) == 0.0:
-            raise ValueError("a zero-variance atom: the sampling sd or every discrepancy atom must be positive")
+            raise ValueError("a zero-variance atom: the sampling sd or every discrepancy atom must be "
+                             "positive")
 
     @cached_property
     def variances(self) -> FloatArray:
@@ -180,7 +182,7 @@ class LogNormalBinomialPredictive:
         _check_count(k, n)
         per_atom = lognormal_binomial_logpmf(k, n, self.log_mean, self.variances)
         with np.errstate(divide="ignore"):
-            return _logsumexp(np.log(self._w) + per_atom) - math.log(self._mass_below_one)
+            return float(_logsumexp(np.log(self._w) + per_atom)) - math.log(self._mass_below_one)
 
     def cdf(self, k: int, n: int) -> float:
         if k < 0:
@@ -272,8 +274,9 @@ def lognormal_binomial_logpmf(k: npt.ArrayLike, n: npt.ArrayLike, mu: npt.ArrayL
     scale = np.sqrt(2.0 / curvature)
     nodes = lam[..., None] + scale[..., None] * _HERMITE_X
     with np.errstate(divide="ignore", invalid="ignore"):
+        v_n = v_a[..., None]
         log_f = (k_a[..., None] * nodes + rest[..., None] * np.log(-np.expm1(np.minimum(nodes, 0.0)))
-                 - 0.5 * np.log(2.0 * np.pi * v_a[..., None]) - (nodes - mu_a[..., None]) ** 2 / (2.0 * v_a[..., None]))
+                 - 0.5 * np.log(2.0 * np.pi * v_n) - (nodes - mu_a[..., None]) ** 2 / (2.0 * v_n))
     log_f = np.where(nodes < 0.0, log_f, -np.inf)
     log_f = np.where(np.isnan(log_f), -np.inf, log_f)
     log_choose = special.gammaln(n_a + 1.0) - special.gammaln(k_a + 1.0) - special.gammaln(rest + 1.0)

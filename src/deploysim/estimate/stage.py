@@ -181,8 +181,8 @@ def estimate_group(g: GroupCounts, generation_errors: int, validation: GraderVal
         else:
             corrected = (cr.rate, (cr.lower, cr.upper))
             extra["correction"] = {"method": cr.method, "sensitivity": cr.sensitivity,
-                                   "specificity": cr.specificity, "draws": cr.draws, "unclipped": cr.unclipped,
-                                   "se_sp_known": cr.se_sp_known,
+                                   "specificity": cr.specificity, "draws": cr.draws,
+                                   "unclipped": cr.unclipped, "se_sp_known": cr.se_sp_known,
                                    "degenerate_share": cr.degenerate_share,
                                    "datasets": list(validation.datasets), **validation.count_fields()}
             if cr.degenerate_share > 0.01:

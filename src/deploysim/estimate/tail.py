@@ -145,10 +145,11 @@ def fit_gumbel_tail(probabilities: npt.ArrayLike, top: int = 10, ties: TiePolicy
     Without ties: log(i/m) on the i-th largest score, i = 1 … top. With ties (repeated-sampling
     estimates are discrete: every query with s hits in K samples scores the same), the
     empirical survival is evaluated at each distinct score level ℓ, S_ℓ = #(scores ≥ ℓ)/m, and
-    the levels with #(scores ≥ ℓ) ≤ top are fitted — the same points when there are no ties.
+    the levels with #(scores ≥ ℓ) ≤ top are fitted, plus the first level that crosses ``top``
+    unless it is the lowest score of all (the floor, e.g. (½)/(K + 1) for queries that never
+    showed the behaviour) — the same points as without ties when there are none.
     ``ties="refuse"`` raises :class:`TiedScoresError` on any tie in the top instead; with fewer
-    than 3 distinct levels (e.g. most of the top are queries that never showed the behaviour,
-    tied at (½)/(K + 1)) the fit is always refused: fitting those tied values over-forecasts."""
+    than 3 distinct levels the fit is always refused: fitting tied floor values over-forecasts."""
     if ties not in ("warn", "refuse"):
         raise ValueError(f"ties must be 'warn' or 'refuse', not {ties!r}")
     scores = np.sort(elicitation_scores(probabilities))[::-1]
@@ -161,8 +162,9 @@ def fit_gumbel_tail(probabilities: npt.ArrayLike, top: int = 10, ties: TiePolicy
     if not np.all(np.isfinite(head)):
         raise ValueError(f"fewer than {top} queries have a positive elicitation probability")
     if np.ptp(head) == 0.0:
-        raise TiedScoresError(f"the top {top} elicitation probabilities are all equal: no tail slope to fit (for "
-                              "repeated-sampling estimates: sample each query more often or evaluate more queries)")
+        raise TiedScoresError(f"the top {top} elicitation probabilities are all equal: no tail slope to fit "
+                              "(for repeated-sampling estimates: sample each query more often or evaluate "
+                              "more queries)")
     warnings: tuple[str, ...] = ()
     tied = int(np.sum(scores[: top + 1][1:] == scores[: top + 1][:-1]))
     if tied == 0:
@@ -171,13 +173,16 @@ def fit_gumbel_tail(probabilities: npt.ArrayLike, top: int = 10, ties: TiePolicy
         neg_levels, counts = np.unique(-scores, return_counts=True)
         at_or_above = np.cumsum(counts)
         use = at_or_above <= top
+        crossing = int(np.argmax(at_or_above > top))
+        if crossing < at_or_above.size - 1:  # the crossing level, unless it is the floor (lowest score)
+            use[crossing] = True
         x, log_survival = -neg_levels[use], np.log(at_or_above[use] / m)
-        detail = (f"{tied} ties among the top {top + 1} scores; {x.size} distinct levels have at most {top} "
-                  f"queries at or above them")
+        detail = (f"{tied} ties among the top {top + 1} scores; {x.size} distinct levels above the lowest "
+                  "score in the tail")
         if x.size < 3:
-            raise TiedScoresError(f"{detail}: too few to fit a tail (for repeated-sampling estimates the tied "
-                                  "values are typically queries that never showed the behaviour); sample each "
-                                  "query more often or evaluate more queries")
+            raise TiedScoresError(f"{detail}: too few to fit a tail (for repeated-sampling estimates the "
+                                  "tied values are typically queries that never showed the behaviour); "
+                                  "sample each query more often or evaluate more queries")
         if ties == "refuse":
             raise TiedScoresError(f"{detail}; refused (ties = 'refuse')")
         warnings = (f"{detail}: fitted the empirical survival at those levels",)
@@ -211,7 +216,8 @@ def bootstrap_worst_query_risk(probabilities: npt.ArrayLike, n_queries: float, t
         risks.append(gumbel_worst_query_risk(fit, n))
     failed = replications - len(risks)
     if len(risks) < replications / 2:
-        raise ValueError(f"{failed} of {replications} bootstrap refits failed: the tail is too thin for an interval")
+        raise ValueError(f"{failed} of {replications} bootstrap refits failed: the tail is too thin for an "
+                         "interval")
     lo, hi = np.quantile(risks, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
     return BootstrapInterval(lower=float(lo), upper=float(hi), level=level, replications=replications,
                              failed=failed)

@@ -56,8 +56,9 @@ def verify(path: Path) -> tuple[ForecastPayload, str]:
         raise ForecastIntegrityError(f"{path}: not a forecast file (needs content_hash and payload)")
     version = doc["payload"].get("format_version") if isinstance(doc["payload"], dict) else None
     if version != FORMAT_VERSION:
-        raise ForecastIntegrityError(f"{path}: forecast format version {version!r}; this deploysim reads version "
-                                     f"{FORMAT_VERSION} (score the file with the deploysim release that wrote it)")
+        raise ForecastIntegrityError(f"{path}: forecast format version {version!r}; this deploysim reads "
+                                     f"version {FORMAT_VERSION} (score the file with the deploysim release "
+                                     "that wrote it)")
     try:
         payload = ForecastPayload.model_validate(doc["payload"])
     except ValueError as err:

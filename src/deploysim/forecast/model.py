@@ -139,8 +139,8 @@ class DiscrepancySpec(Frozen):
                    tau=list(d.tau), weights=list(d.weights))
 
     def to_discrepancy(self) -> Discrepancy:
-        return Discrepancy(model=self.model, tau=tuple(self.tau), weights=tuple(self.weights), method=self.method,
-                           records=self.records,
+        return Discrepancy(model=self.model, tau=tuple(self.tau), weights=tuple(self.weights),
+                           method=self.method, records=self.records,
                            prior=DiscrepancyPrior(self.prior_scale,
                                                   math.inf if self.prior_dof is None else self.prior_dof),
                            description=self.description)
@@ -180,7 +180,8 @@ class ForecastPayload(Frozen):
         if isinstance(spec, BetaBinomialSpec):
             return BetaBinomialPredictive(spec.a, spec.b)
         if spec.model not in self.discrepancy:
-            raise ValueError(f"forecast refers to discrepancy model {spec.model!r}, which the file does not state")
+            raise ValueError(f"forecast refers to discrepancy model {spec.model!r}, which the file does "
+                             "not state")
         d = self.discrepancy[spec.model]
         return LogNormalBinomialPredictive(spec.log_mean, spec.log_sd, tuple(d.tau), tuple(d.weights))
 
@@ -243,7 +244,8 @@ def forecast_category(c: CategoryCounts, discrepancy: Mapping[str, Discrepancy],
     y_prod, control, challenge = c.role("incumbent_prod"), c.role("control_sim"), c.role("challenge")
     use_control = control is not None and direction_reference != "y_prod"
     if direction_reference == "y_on_y" and control is None:
-        raise ValueError(f"category {c.category!r}: direction_reference = y_on_y but there is no Y→Y (control) count")
+        raise ValueError(f"category {c.category!r}: direction_reference = y_on_y but there is no Y→Y "
+                         "(control) count")
     ref_counts, ref_role = (control, "control_sim") if use_control else (y_prod, "incumbent_prod")
     sim_direction = (None if ref_counts is None
                      else direction(smoothed_rate(sim.k, sim.n), smoothed_rate(ref_counts.k, ref_counts.n)))
@@ -256,19 +258,21 @@ def forecast_category(c: CategoryCounts, discrepancy: Mapping[str, Discrepancy],
         basis = {"candidate_sim": sim, "control_sim": control, "incumbent_prod": y_prod}
         methods["simulation"] = _lognormal_forecast(mean, sd, "ratio_transfer", discrepancy["ratio_transfer"],
                                                     level, basis, sim_direction, sim_reference, y_prod)
-        methods["simulation_direct"] = _lognormal_forecast(direct_mean, direct_sd, "direct", discrepancy["direct"],
-                                                           level, direct_basis, sim_direction, sim_reference,
-                                                           y_prod)
+        methods["simulation_direct"] = _lognormal_forecast(direct_mean, direct_sd, "direct",
+                                                           discrepancy["direct"], level, direct_basis,
+                                                           sim_direction, sim_reference, y_prod)
     else:
-        methods["simulation"] = _lognormal_forecast(direct_mean, direct_sd, "direct", discrepancy["direct"], level,
-                                                    direct_basis, sim_direction, sim_reference, y_prod)
+        methods["simulation"] = _lognormal_forecast(direct_mean, direct_sd, "direct", discrepancy["direct"],
+                                                    level, direct_basis, sim_direction, sim_reference, y_prod)
     if y_prod is not None:
-        methods["previous_production"] = beta_rate_forecast(y_prod, "incumbent_prod", level, None, None, y_prod)
+        methods["previous_production"] = beta_rate_forecast(y_prod, "incumbent_prod", level, None, None,
+                                                            y_prod)
     if challenge is not None:
         challenge_direction = (None if y_prod is None else direction(smoothed_rate(challenge.k, challenge.n),
                                                                      smoothed_rate(y_prod.k, y_prod.n)))
-        methods["challenging_prompts"] = beta_rate_forecast(challenge, "challenge", level, challenge_direction,
-                                                        None if y_prod is None else "incumbent_prod", y_prod)
+        reference = None if y_prod is None else "incumbent_prod"
+        methods["challenging_prompts"] = beta_rate_forecast(challenge, "challenge", level,
+                                                            challenge_direction, reference, y_prod)
     return CategoryForecast(category=c.category, grader_hash=c.grader_hash, inputs=c, methods=methods)
 
 
@@ -287,7 +291,8 @@ def build_forecast_payload(categories: Iterable[CategoryCounts], *, run_id: str,
     given = dict(discrepancy or {})
     unknown = sorted(set(given) - set(MODELS))
     if unknown:
-        raise ValueError(f"discrepancy given for unknown forecast models {unknown}; known: {', '.join(MODELS)}")
+        raise ValueError(f"discrepancy given for unknown forecast models {unknown}; known: "
+                         f"{', '.join(MODELS)}")
     disc = {m: given.get(m) or prior_discrepancy(m) for m in MODELS}
     forecasts: list[CategoryForecast] = []
     seen: set[str] = set()
@@ -317,7 +322,8 @@ def category_counts_from_estimates(estimates: Iterable[Estimate],
         arms = by_cat.setdefault(e.category, {})
         if e.arm in arms and arms[e.arm].grader_hash != e.grader_hash:
             raise ValueError(f"category {e.category!r}, arm {e.arm}: estimates from two grader hashes "
-                             f"({arms[e.arm].grader_hash}, {e.grader_hash}); forecasts never mix measurements")
+                             f"({arms[e.arm].grader_hash}, {e.grader_hash}); forecasts never mix "
+                             "measurements")
         arms[e.arm] = e
     paired: dict[str, PairedCounts] = {}
     for comp in comparisons:

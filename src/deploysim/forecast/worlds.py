@@ -93,8 +93,8 @@ def draw_release(rng: np.random.Generator, s: WorldSettings, tag: str = "") -> R
     p_y = np.exp(rng.uniform(math.log(lo), math.log(hi), c))
     kind = rng.choice(3, size=c, p=np.asarray(s.change_shares) / sum(s.change_shares))
     up = np.exp(rng.uniform(math.log(1.5), math.log(4.0), c))
-    change = np.where(kind == 0, up, np.where(kind == 1, 1.0 / np.exp(rng.uniform(math.log(1.5), math.log(4.0), c)),
-                                              1.0))
+    down = 1.0 / np.exp(rng.uniform(math.log(1.5), math.log(4.0), c))
+    change = np.where(kind == 0, up, np.where(kind == 1, down, 1.0))
     p_x = np.minimum(p_y * change, 0.5)
     z, u, v = rng.standard_normal((3, c))
     root_shared, root_own = math.sqrt(s.shared), math.sqrt(1.0 - s.shared)
@@ -113,7 +113,8 @@ def draw_release(rng: np.random.Generator, s: WorldSettings, tag: str = "") -> R
                              challenge=Counts(k=int(k_ch[i]), n=s.n_challenge))
               for i, name in enumerate(names)]
     realised = {name: Counts(k=int(k_xprod[i]), n=s.n_prod) for i, name in enumerate(names)}
-    return Release(inputs=inputs, realised=realised, true_change=dict(zip(names, change.tolist(), strict=True)))
+    return Release(inputs=inputs, realised=realised,
+                   true_change=dict(zip(names, change.tolist(), strict=True)))
 
 
 def past_records(release: Release, payload: ForecastPayload, tag: str) -> list[PastForecast]:
@@ -124,8 +125,9 @@ def past_records(release: Release, payload: ForecastPayload, tag: str) -> list[P
         got = release.realised[cat.category]
         for f in cat.methods.values():
             if isinstance(f.predictive, LogNormalBinomialSpec):
-                out.append(PastForecast(model=f.model, log_mean=f.predictive.log_mean, log_sd=f.predictive.log_sd,
-                                        k=got.k, n=got.n, category=cat.category, release=tag))
+                out.append(PastForecast(model=f.model, log_mean=f.predictive.log_mean,
+                                        log_sd=f.predictive.log_sd, k=got.k, n=got.n, category=cat.category,
+                                        release=tag))
         y = cat.y_prod
         if y is not None:
             out.append(PastForecast(model=WIDENED_METHOD, log_mean=math.log(smoothed_rate(y.k, y.n)),
@@ -147,8 +149,8 @@ def with_study_methods(payload: ForecastPayload, prior_payload: ForecastPayload,
         y = cat.y_prod
         if sim is not None:
             main = cat.methods["simulation"]
-            methods[OLD_METHOD] = beta_rate_forecast(sim, "candidate_sim", payload.interval_level, main.direction,
-                                                     main.reference, y)
+            methods[OLD_METHOD] = beta_rate_forecast(sim, "candidate_sim", payload.interval_level,
+                                                     main.direction, main.reference, y)
         if y is not None:
             mean, sd = math.log(smoothed_rate(y.k, y.n)), math.sqrt(log_rate_variance(y.k, y.n))
             methods[WIDENED_METHOD] = cat.methods["simulation"].model_copy(update={
@@ -157,7 +159,8 @@ def with_study_methods(payload: ForecastPayload, prior_payload: ForecastPayload,
                 "basis": {"incumbent_prod": y}})
         categories.append(cat.model_copy(update={"methods": methods}))
     prior_spec = prior_payload.discrepancy["ratio_transfer"].model_copy(update={"model": PRIOR_METHOD})
-    discrepancy = {**payload.discrepancy, WIDENED_METHOD: DiscrepancySpec.of(widened), PRIOR_METHOD: prior_spec}
+    discrepancy = {**payload.discrepancy, WIDENED_METHOD: DiscrepancySpec.of(widened),
+                   PRIOR_METHOD: prior_spec}
     return payload.model_copy(update={"categories": categories, "discrepancy": discrepancy})
 
 
@@ -229,7 +232,8 @@ def run_study(settings: WorldSettings, worlds: int, seed: int = 0,
         records: list[PastForecast] = []
         for h in range(settings.past_releases):
             past = draw_release(rng, settings)
-            payload = build_forecast_payload(past.inputs, run_id=f"w{w}p{h}", created_at="t", level=settings.level)
+            payload = build_forecast_payload(past.inputs, run_id=f"w{w}p{h}", created_at="t",
+                                             level=settings.level)
             records += past_records(past, payload, f"past{h}")
         release = draw_release(rng, settings)
         discrepancy = {m: estimate_discrepancy(records, m) for m in MODELS}
@@ -238,7 +242,8 @@ def run_study(settings: WorldSettings, worlds: int, seed: int = 0,
             taus[m].append(d.mean_variance)
         payload = build_forecast_payload(release.inputs, run_id=f"w{w}", created_at="t", level=settings.level,
                                          discrepancy=discrepancy)
-        prior_payload = build_forecast_payload(release.inputs, run_id=f"w{w}", created_at="t", level=settings.level)
+        prior_payload = build_forecast_payload(release.inputs, run_id=f"w{w}", created_at="t",
+                                               level=settings.level)
         full = with_study_methods(payload, prior_payload, widened)
         chosen = full.model_copy(update={"categories": [
             c.model_copy(update={"methods": {m: f for m, f in c.methods.items() if m in methods}})
@@ -259,9 +264,9 @@ def format_study(results: Sequence[StudyResult]) -> str:
     lines: list[str] = []
     for res in results:
         s = res.settings
-        lines.append(f"σ = {s.sigma:g} (shared ρ = {s.shared:g}), {res.worlds} worlds × {s.categories} categories, "
-                     f"rates {s.rate_range[0]:g}–{s.rate_range[1]:g}, n_sim {s.n_sim:,}, n_prod {s.n_prod:,}, "
-                     f"τ from {s.past_releases} past releases")
+        lines.append(f"σ = {s.sigma:g} (shared ρ = {s.shared:g}), {res.worlds} worlds × {s.categories} "
+                     f"categories, rates {s.rate_range[0]:g}–{s.rate_range[1]:g}, n_sim {s.n_sim:,}, "
+                     f"n_prod {s.n_prod:,}, τ from {s.past_releases} past releases")
         tau_rt = math.sqrt(statistics.fmean(res.tau["ratio_transfer"]))
         tau_d = math.sqrt(statistics.fmean(res.tau["direct"]))
         true_rt = s.sigma * math.sqrt(2.0 * (1.0 - s.shared))
@@ -272,7 +277,7 @@ def format_study(results: Sequence[StudyResult]) -> str:
         for m, t in res.tallies.items():
             acc = t.accuracy
             acc_text = "n/a" if acc is None else f"{acc[0]:.2f} ({acc[1]:.2f}–{acc[2]:.2f})"
-            lines.append(f"  {m:<32}{t.mean_nll:>10.1f}{res.wins_vs_previous[m]:>12.0%}{t.median_error:>10.2f}x"
-                         f"{acc_text:>24}{t.coverage:>10.3f}")
+            lines.append(f"  {m:<32}{t.mean_nll:>10.1f}{res.wins_vs_previous[m]:>12.0%}"
+                         f"{t.median_error:>10.2f}x{acc_text:>24}{t.coverage:>10.3f}")
         lines.append("")
     return "\n".join(lines)

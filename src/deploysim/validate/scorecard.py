@@ -103,8 +103,9 @@ class Scorecard(BaseModel):
 
 
 def score_forecast(payload: ForecastPayload, forecast_hash: str, realised: Mapping[str, Counts], *,
-                   move_factor: float = MOVE_FACTOR, move_alpha: float = MOVE_ALPHA, funnel_level: float = 0.9,
-                   funnel_replications: int = 4000, intervals: bool = True, seed: int = 0) -> Scorecard:
+                   move_factor: float = MOVE_FACTOR, move_alpha: float = MOVE_ALPHA,
+                   funnel_level: float = 0.9, funnel_replications: int = 4000, intervals: bool = True,
+                   seed: int = 0) -> Scorecard:
     """Score every method of every forecast category that has realised counts. ``intervals=False``
     skips computing the count intervals shown in the rows (coverage is decided either way)."""
     rows: list[ScoreRow] = []
