@@ -150,7 +150,7 @@ def test_multiplicity_control_with_nineteen_unchanged_categories() -> None:
     null the false discovery rate is the family-wise error rate)."""
     assert EstimateConfig().benjamini_hochberg is True
     rng = np.random.default_rng(6)
-    categories, n, reps, alpha = 19, 2000, 600, 0.1
+    categories, n, reps, alpha = 19, 2000, 300, 0.1
     rates = np.exp(rng.uniform(np.log(0.005), np.log(0.05), categories))
     any_fisher = any_fisher_bh = any_mcnemar = any_mcnemar_bh = 0
     for _ in range(reps):

@@ -210,9 +210,10 @@ def ratio_transfer(candidate: Counts, control: Counts, incumbent: Counts,
     return math.log(point), math.sqrt(log_rate_variance(incumbent.k, incumbent.n) + ratio_var)
 
 
-def _lognormal_forecast(log_mean: float, log_sd: float, model: str, discrepancy: Discrepancy, level: float,
-                        basis: dict[str, Counts], d: int | None, reference: str | None,
-                        y_prod: Counts | None) -> RateForecast:
+def lognormal_rate_forecast(log_mean: float, log_sd: float, model: str, discrepancy: Discrepancy,
+                            level: float, basis: dict[str, Counts], d: int | None, reference: str | None,
+                            y_prod: Counts | None) -> RateForecast:
+    """A log-normal–binomial forecast: point exp(μ), rate interval from the mixture's quantiles."""
     predictive = LogNormalBinomialPredictive(log_mean, log_sd, discrepancy.tau, discrepancy.weights)
     rate = math.exp(log_mean)
     interval = (predictive.rate_quantile((1 - level) / 2), predictive.rate_quantile((1 + level) / 2))
@@ -256,14 +257,16 @@ def forecast_category(c: CategoryCounts, discrepancy: Mapping[str, Discrepancy],
     if control is not None and y_prod is not None:
         mean, sd = ratio_transfer(sim, control, y_prod, c.paired)
         basis = {"candidate_sim": sim, "control_sim": control, "incumbent_prod": y_prod}
-        methods["simulation"] = _lognormal_forecast(mean, sd, "ratio_transfer", discrepancy["ratio_transfer"],
-                                                    level, basis, sim_direction, sim_reference, y_prod)
-        methods["simulation_direct"] = _lognormal_forecast(direct_mean, direct_sd, "direct",
-                                                           discrepancy["direct"], level, direct_basis,
-                                                           sim_direction, sim_reference, y_prod)
+        methods["simulation"] = lognormal_rate_forecast(mean, sd, "ratio_transfer",
+                                                        discrepancy["ratio_transfer"], level, basis,
+                                                        sim_direction, sim_reference, y_prod)
+        methods["simulation_direct"] = lognormal_rate_forecast(direct_mean, direct_sd, "direct",
+                                                               discrepancy["direct"], level, direct_basis,
+                                                               sim_direction, sim_reference, y_prod)
     else:
-        methods["simulation"] = _lognormal_forecast(direct_mean, direct_sd, "direct", discrepancy["direct"],
-                                                    level, direct_basis, sim_direction, sim_reference, y_prod)
+        methods["simulation"] = lognormal_rate_forecast(direct_mean, direct_sd, "direct",
+                                                        discrepancy["direct"], level, direct_basis,
+                                                        sim_direction, sim_reference, y_prod)
     if y_prod is not None:
         methods["previous_production"] = beta_rate_forecast(y_prod, "incumbent_prod", level, None, None,
                                                             y_prod)

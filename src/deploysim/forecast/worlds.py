@@ -52,6 +52,7 @@ from deploysim.forecast.model import (
     beta_rate_forecast,
     build_forecast_payload,
     log_rate_variance,
+    lognormal_rate_forecast,
 )
 from deploysim.forecast.scoring import smoothed_rate
 from deploysim.validate.scorecard import Scorecard, score_forecast
@@ -83,7 +84,6 @@ class Release:
 
     inputs: list[CategoryCounts]
     realised: dict[str, Counts]
-    true_change: dict[str, float]
 
 
 def draw_release(rng: np.random.Generator, s: WorldSettings, tag: str = "") -> Release:
@@ -113,8 +113,7 @@ def draw_release(rng: np.random.Generator, s: WorldSettings, tag: str = "") -> R
                              challenge=Counts(k=int(k_ch[i]), n=s.n_challenge))
               for i, name in enumerate(names)]
     realised = {name: Counts(k=int(k_xprod[i]), n=s.n_prod) for i, name in enumerate(names)}
-    return Release(inputs=inputs, realised=realised,
-                   true_change=dict(zip(names, change.tolist(), strict=True)))
+    return Release(inputs=inputs, realised=realised)
 
 
 def past_records(release: Release, payload: ForecastPayload, tag: str) -> list[PastForecast]:
@@ -153,10 +152,9 @@ def with_study_methods(payload: ForecastPayload, prior_payload: ForecastPayload,
                                                      main.direction, main.reference, y)
         if y is not None:
             mean, sd = math.log(smoothed_rate(y.k, y.n)), math.sqrt(log_rate_variance(y.k, y.n))
-            methods[WIDENED_METHOD] = cat.methods["simulation"].model_copy(update={
-                "rate": math.exp(mean), "model": WIDENED_METHOD, "direction": None, "reference": None,
-                "predictive": LogNormalBinomialSpec(log_mean=mean, log_sd=sd, model=WIDENED_METHOD),
-                "basis": {"incumbent_prod": y}})
+            methods[WIDENED_METHOD] = lognormal_rate_forecast(mean, sd, WIDENED_METHOD, widened,
+                                                              payload.interval_level, {"incumbent_prod": y},
+                                                              None, None, y)
         categories.append(cat.model_copy(update={"methods": methods}))
     prior_spec = prior_payload.discrepancy["ratio_transfer"].model_copy(update={"model": PRIOR_METHOD})
     discrepancy = {**payload.discrepancy, WIDENED_METHOD: DiscrepancySpec.of(widened),
