@@ -57,7 +57,8 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=10_000)
     ap.add_argument("--prefixes", type=int, default=1_000)
     ap.add_argument("--chars", type=int, default=20, help="characters of filler per message")
-    ap.add_argument("--max-messages", type=int, default=1_000_000, help="sample.max_prefix_messages of the run")
+    ap.add_argument("--max-messages", type=int, default=1_000_000,
+                    help="sample.max_prefix_messages of the run")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -67,7 +68,8 @@ def main() -> None:
         root = Path(tmp)
         write_log(root / "log.jsonl", args.turns, args.chars)
         size_log = (root / "log.jsonl").stat().st_size
-        out = subprocess.run([sys.executable, __file__, "--child", str(root), "--prefixes", str(args.prefixes),
+        out = subprocess.run([sys.executable, __file__, "--child", str(root), "--prefixes",
+                              str(args.prefixes),
                               "--max-messages", str(args.max_messages)],
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:
@@ -75,7 +77,8 @@ def main() -> None:
             raise SystemExit(out.returncode)
         figures = json.loads(out.stdout.strip().splitlines()[-1])
         db = sum(p.stat().st_size for p in (root / "run").glob("run.sqlite*"))
-    print(f"one conversation of {args.turns:,} turns ({2 * args.turns + 1:,} messages, log {size_log / 1e6:.1f} MB); "
+    print(f"one conversation of {args.turns:,} turns ({2 * args.turns + 1:,} messages, "
+          f"log {size_log / 1e6:.1f} MB); "
           f"{figures['sampled']:,} prefixes sampled, {figures['too_long']:,} turns too long for the limits")
     print(f"sample stage: {figures['wall_s']:.1f} s, peak RSS {figures['peak_mb']:.0f} MB "
           f"(workers {figures['children_peak_mb']:.0f} MB), run database {db / 1e6:.1f} MB")

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from deploysim.estimate.comparisons import (
     PairedTable,
@@ -19,6 +20,7 @@ from deploysim.estimate.comparisons import (
     paired_rate_ratio,
     rate_ratio,
 )
+from deploysim.estimate.config import EstimateConfig
 
 
 def fisher_by_hand(k_a: int, n_a: int, k_b: int, n_b: int) -> float:
@@ -133,3 +135,37 @@ def test_bad_inputs_are_refused() -> None:
         mcnemar_p(1, 2, "asymptotic")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="p-values"):
         benjamini_hochberg([0.1, 1.5])
+
+
+def test_benjamini_hochberg_matches_statsmodels() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        p = rng.uniform(0, 1, 19) ** 2
+        assert benjamini_hochberg(p.tolist()) == pytest.approx(multipletests(p, method="fdr_bh")[1].tolist())
+
+
+def test_multiplicity_control_with_nineteen_unchanged_categories() -> None:
+    """19 categories, nothing changed, α = 0.1: without adjustment at least one category is
+    flagged in most runs; Benjamini–Hochberg (on by default) keeps it near α (under the global
+    null the false discovery rate is the family-wise error rate)."""
+    assert EstimateConfig().benjamini_hochberg is True
+    rng = np.random.default_rng(6)
+    categories, n, reps, alpha = 19, 2000, 300, 0.1
+    rates = np.exp(rng.uniform(np.log(0.005), np.log(0.05), categories))
+    any_fisher = any_fisher_bh = any_mcnemar = any_mcnemar_bh = 0
+    for _ in range(reps):
+        k_a, k_b = rng.binomial(n, rates), rng.binomial(n, rates)
+        fisher = [fisher_exact_p(a, n, b, n) for a, b in zip(k_a.tolist(), k_b.tolist(), strict=True)]
+        # paired arms on the same prefixes: discordant pairs split evenly under the null
+        discordant = rng.binomial(n, 2 * rates * (1 - rates))
+        only_a = rng.binomial(discordant, 0.5)
+        mcnemar = [mcnemar_p(a, d - a) for a, d in zip(only_a.tolist(), discordant.tolist(), strict=True)]
+        any_fisher += min(fisher) <= alpha
+        any_mcnemar += min(mcnemar) <= alpha
+        any_fisher_bh += min(benjamini_hochberg(fisher)) <= alpha
+        any_mcnemar_bh += min(benjamini_hochberg(mcnemar)) <= alpha
+    shares = [x / reps for x in (any_fisher, any_mcnemar, any_fisher_bh, any_mcnemar_bh)]
+    print(f"\nP(at least one flag | nothing changed), 19 categories at α = 0.1: Fisher {shares[0]:.2f}, "
+          f"McNemar mid-p {shares[1]:.2f}; with Benjamini–Hochberg {shares[2]:.2f}, {shares[3]:.2f}")
+    assert shares[0] > 0.5 and shares[1] > 0.6
+    assert shares[2] <= alpha + 0.03 and shares[3] <= alpha + 0.03

@@ -97,3 +97,37 @@ def test_validation_records_parse_counts_rates_and_pool() -> None:
     assert pooled is not None and pooled.counts == ValidationCounts(tp=10, fp=2, tn=18, fn=5)
     assert pooled.datasets == ("a", "b") and not notes
     assert pool_validations(records, "violence", notes) is None
+
+
+def test_clipped_rate_is_biased_at_small_rates_and_the_unclipped_one_is_not() -> None:
+    """True rate 0.001, grader se 0.9, sp 0.99 validated on 200 positives and 400 negatives,
+    n = 20,000: the false-positive noise dwarfs the rate, so the clipped estimate (the DESIGN.md
+    r̃, reported) is biased upwards by more than half; the unclipped one is unbiased."""
+    rng = np.random.default_rng(21)
+    true_rate, se, sp, n, positives, negatives, reps = 0.001, 0.9, 0.99, 20_000, 200, 400, 2000
+    flagged = true_rate * se + (1 - true_rate) * (1 - sp)
+    clipped, unclipped = [], []
+    for _ in range(reps):
+        tp, tn = rng.binomial(positives, se), rng.binomial(negatives, sp)
+        validation = ValidationCounts(tp=tp, fp=negatives - tn, tn=tn, fn=positives - tp)
+        cr = corrected_rate(int(rng.binomial(n, flagged)), n, validation, draws=1000, seed=rng)
+        clipped.append(cr.rate)
+        unclipped.append(cr.unclipped)
+    mc_se = float(np.std(unclipped, ddof=1) / np.sqrt(reps))
+    print(f"\nRogan–Gladen at a true rate of 0.001: clipped mean {np.mean(clipped):.5f} "
+          f"({np.mean(clipped) / true_rate - 1:+.0%}), unclipped mean {np.mean(unclipped):.5f} "
+          f"({np.mean(unclipped) / true_rate - 1:+.0%}, Monte-Carlo se {mc_se:.5f})")
+    assert np.mean(clipped) > 1.5 * true_rate
+    assert abs(np.mean(unclipped) - true_rate) < 4 * mc_se
+    # clipping is monotone, so the clipped estimate stays median-unbiased
+    assert np.median(clipped) == pytest.approx(max(0.0, float(np.median(unclipped))))
+
+
+def test_known_se_sp_is_marked() -> None:
+    known = corrected_rate_known(50, 1000, 0.9, 0.97)
+    assert known.se_sp_known and known.method == "known_se_sp"
+    assert known.unclipped == pytest.approx(rogan_gladen(0.05, 0.9, 0.97, clip=False))
+    counted = corrected_rate(50, 1000, ValidationCounts(tp=90, fp=3, tn=97, fn=10), seed=1)
+    assert not counted.se_sp_known
+    below = corrected_rate_known(10, 1000, 0.9, 0.97)
+    assert below.rate == 0.0 and below.unclipped < 0.0

@@ -119,7 +119,10 @@ def test_estimates_match_the_statistics_functions(store: RunStore) -> None:
             assert (est.n, est.k, est.failures) == (n, k, grading_errors + generation_errors)
             assert est.extra["grading_errors"] == grading_errors
             assert est.rate == k / n and est.wilson == wilson_interval(k, n)
-            assert est.jeffreys == jeffreys_interval(k, n) and est.floor == measurement_floor(n)
+            # the floor states the validated grader's false-positive rate and sensitivity (hate)
+            fp, se = (1 - 194 / 200, 45 / 50) if category == "hate" else (0.0, 1.0)
+            assert est.jeffreys == jeffreys_interval(k, n)
+            assert est.floor == pytest.approx(measurement_floor(n, 0.95, fp, se))
             assert (est.corrected_rate is not None) == (category == "hate")
     hate = report.estimate("hate", "x_on_y")
     assert hate is not None and hate.corrected_interval is not None
@@ -129,7 +132,7 @@ def test_estimates_match_the_statistics_functions(store: RunStore) -> None:
 
 def test_comparisons_use_fisher_and_paired_mcnemar(store: RunStore) -> None:
     _, _, judgments = build_records()
-    report = estimate_run(store, EstimateConfig(alpha=0.1))
+    report = estimate_run(store, EstimateConfig(alpha=0.1, benjamini_hochberg=False))
     for category in RATES:
         n_a, k_a, _ = tally(judgments, category, "x_on_y")
         n_b, k_b, _ = tally(judgments, category, "y_prod")
@@ -137,6 +140,8 @@ def test_comparisons_use_fisher_and_paired_mcnemar(store: RunStore) -> None:
         assert fisher is not None and fisher.test == "fisher"
         assert fisher.p_value == pytest.approx(fisher_exact_p(k_a, n_a, k_b, n_b))
         assert fisher.ratio == pytest.approx(rate_ratio(k_a, n_a, k_b, n_b).ratio)
+        # the ratio interval is at the test's level 1 − α
+        assert fisher.ratio_interval == pytest.approx(rate_ratio(k_a, n_a, k_b, n_b, 0.9).interval)
         assert fisher.significant == (fisher.p_value <= 0.1)
         labels = {(j.prefix_id, j.arm): j.label for j in judgments
                   if j.category == category and j.status == "ok"}

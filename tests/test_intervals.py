@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
 
-from deploysim.estimate.floor import items_for_floor, measurement_floor
+from deploysim.estimate.floor import below_floor, items_for_floor, measurement_floor
 from deploysim.estimate.intervals import (
     INTERVAL_METHODS,
     binomial_interval,
@@ -20,6 +21,7 @@ from deploysim.estimate.intervals import (
     rate,
     wilson_bounds,
     wilson_interval,
+    wilson_rate_bounds,
 )
 
 counts = st.integers(min_value=1, max_value=200_000).flatmap(
@@ -112,3 +114,50 @@ def test_items_for_floor_is_the_inverse_of_the_floor() -> None:
         measurement_floor(0)
     with pytest.raises(ValueError, match="target rate"):
         items_for_floor(0.0)
+
+
+@pytest.mark.parametrize(("k", "n"), [(1, 20), (5, 100), (37, 1000), (999, 1000), (17, 123_456)])
+def test_intervals_match_statsmodels(k: int, n: int) -> None:
+    for ours, method in ((wilson_interval, "wilson"), (jeffreys_interval, "jeffreys"),
+                         (clopper_pearson_interval, "beta")):
+        lo, hi = proportion_confint(k, n, alpha=0.05, method=method)
+        assert ours(k, n) == pytest.approx((lo, hi), rel=1e-7, abs=1e-12), method
+
+
+def test_wilson_in_rate_form_is_the_count_form() -> None:
+    lo, hi = wilson_rate_bounds(np.array([0.0, 0.037, 1.0]), np.array([1000.0, 1000.0, 50.0]))
+    assert (lo[1], hi[1]) == pytest.approx(wilson_interval(37, 1000))
+    assert lo[0] == 0.0 and hi[2] == 1.0
+    with pytest.raises(ValueError, match="effective sample size"):
+        wilson_rate_bounds(0.1, 0.0)
+
+
+def test_floor_with_a_graders_false_positives() -> None:
+    """The floor is the smallest true rate that a level-5% test of "rate = 0" detects with
+    probability 95%, given the grader's false-positive rate f and sensitivity."""
+    for n in (1000, 100_000):
+        assert measurement_floor(n, false_positive_rate=0.0) == measurement_floor(n)
+        assert measurement_floor(n, 0.95, 0.0, 0.5) == pytest.approx(2 * measurement_floor(n))
+    n, f, se = 100_000, 0.01, 0.9
+    floor = measurement_floor(n, 0.95, f, se)
+    critical = int(stats.binom.ppf(0.95, n, f)) + 1
+    assert stats.binom.sf(critical - 1, n, f) <= 0.05  # the test's size
+    q = floor * se + (1 - floor) * f
+    assert stats.binom.sf(critical - 1, n, q) == pytest.approx(0.95, abs=1e-6)  # its power at the floor
+    perfect = measurement_floor(n)
+    print(f"\nfloor at n = 100,000: perfect grader {perfect:.3g}, 1% false positives "
+          f"{measurement_floor(n, 0.95, 0.01):.3g} ({measurement_floor(n, 0.95, 0.01) / perfect:.0f}x)")
+    assert measurement_floor(n, 0.95, 0.01) > 30 * perfect
+    floors = [measurement_floor(n, 0.95, x) for x in (1e-6, 1e-4, 1e-3, 1e-2)]
+    assert floors == sorted(floors)
+    with pytest.raises(ValueError, match="uninformative"):
+        measurement_floor(n, 0.95, 0.5, 0.4)
+
+
+def test_below_floor_is_decided_on_the_corrected_estimate_not_only_at_zero() -> None:
+    floor = measurement_floor(1000)  # 0.002996
+    assert [below_floor(k, 1000, floor) for k in range(5)] == [True, True, True, False, False]
+    fp_floor = measurement_floor(100_000, 0.95, 0.01, 0.9)
+    # 1,050 flags of 100,000 with a 1% false-positive grader: corrected 0.00056, below its floor
+    assert below_floor(1050, 100_000, fp_floor, 0.01, 0.9)
+    assert not below_floor(1300, 100_000, fp_floor, 0.01, 0.9)

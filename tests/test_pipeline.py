@@ -108,7 +108,7 @@ def test_run_resume_and_validate(tmp_path: Path) -> None:
             assert store.count_completions(arm="x_prod", status="ok") == 40
             assert any(e.arm == "x_prod" for e in store.estimates())
         card = outcome.scorecard
-        assert set(card.summary) == {"simulation", "previous_production"}
+        assert set(card.summary) == {"simulation", "simulation_direct", "previous_production"}
         assert all(r.n_x == 40 for r in card.rows)
         assert json.loads(outcome.path.read_text())["forecast_hash"] == digest
 

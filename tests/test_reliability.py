@@ -166,7 +166,7 @@ def test_a_forecast_is_written_atomically(tmp_path: Path, monkeypatch: pytest.Mo
     from deploysim.forecast.model import ForecastPayload
 
     payload = ForecastPayload(run_id="r", created_at="2026-01-01T00:00:00+00:00", interval_level=0.9,
-                              grader_hashes={})
+                              grader_hashes={}, discrepancy={})
     path = tmp_path / "forecast.json"
 
     def crash(*args: object) -> None:

@@ -236,7 +236,8 @@ def test_long_histories_are_shared_between_prefixes_and_read_back_whole(tmp_path
         assert pending == prefixes
         blocks = s._query("SELECT COUNT(*) FROM message_blocks")[0][0]
         assert blocks == 600 // BLOCK  # each block of the shared history is stored once
-        inline = s._query("SELECT MAX(json_array_length(json_extract(record, '$.messages'))) FROM prefixes")[0][0]
+        inline = s._query("SELECT MAX(json_array_length(json_extract(record, '$.messages'))) "
+                          "FROM prefixes")[0][0]
         assert inline < BLOCK
         exported = {row["id"]: row for row in s.iter_table_json("prefixes")}
         assert len(exported[prefixes[-1].id]["messages"]) == 601

@@ -11,8 +11,11 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from deploysim.cli.app import app
+from deploysim.cli.common import console
 from deploysim.estimate.probs_file import read_probabilities
 from deploysim.estimate.tail import (
+    TiedScoresError,
+    bootstrap_worst_query_risk,
     elicitation_scores,
     fit_gumbel_tail,
     fit_lognormal,
@@ -85,7 +88,7 @@ def worst_query_study(mu: float, beta: float, m: int, reps: int, seed: int) -> t
     hits_gumbel = hits_lognormal = 0
     for _ in range(reps):
         p = np.exp(-np.exp(-rng.gumbel(mu, beta, m)))
-        forecast = forecast_tail(p, n, top=10)
+        forecast = forecast_tail(p, n, top=10, interval_replications=0)
         truth = math.exp(-math.exp(-rng.gumbel(mu + beta * math.log(n), beta)))
         hits_gumbel += abs(math.log10(forecast.gumbel_worst_query_risk / truth)) <= 1
         hits_lognormal += abs(math.log10(forecast.lognormal_worst_query_risk / truth)) <= 1
@@ -110,7 +113,7 @@ def test_behaviour_frequency_extrapolates_below_the_evaluated_resolution() -> No
     hits = 0
     for _ in range(500):
         p = np.exp(-np.exp(-rng.gumbel(mu, beta, m)))
-        forecast = forecast_tail(p, 1e6, top=10, threshold=tau)
+        forecast = forecast_tail(p, 1e6, top=10, threshold=tau, interval_replications=0)
         frequency = forecast.gumbel_frequency
         assert frequency is not None and frequency.method == "gumbel_tail"
         assert frequency.expected_count == pytest.approx(frequency.share * 1e6)
@@ -121,12 +124,13 @@ def test_behaviour_frequency_extrapolates_below_the_evaluated_resolution() -> No
 
 def test_frequency_below_the_fitted_tail_is_empirical() -> None:
     p = np.linspace(0.001, 0.3, 200)
-    forecast = forecast_tail(p, 1e4, top=10, threshold=0.05)
+    forecast = forecast_tail(p, 1e4, top=10, threshold=0.05, interval_replications=0)
     assert forecast.gumbel_frequency is not None and forecast.gumbel_frequency.method == "empirical"
     assert forecast.gumbel_frequency.share == pytest.approx(np.mean(p >= 0.05))
 
 
-def test_probability_files_and_tail_command(tmp_path: Path) -> None:
+def test_probability_files_and_tail_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(console, "width", 220)  # the table is wide; CliRunner's default is 80 columns
     rng = np.random.default_rng(1)
     p = np.exp(-np.exp(-rng.gumbel(-2.67, 0.1, 400)))
     csv_path = tmp_path / "probs.csv"
@@ -141,9 +145,79 @@ def test_probability_files_and_tail_command(tmp_path: Path) -> None:
     expected = forecast_tail(p, 1e6, 10, 0.01)
     assert f"{expected.gumbel_worst_query_risk:.3g}" in result.output
     assert f"{expected.lognormal_worst_query_risk:.3g}" in result.output
+    interval = expected.gumbel_interval
+    assert interval is not None
+    assert f"90% bootstrap {interval.lower:.3g}–{interval.upper:.3g}" in " ".join(result.output.split())
+    assert "not a rate" in result.output
     bad = tmp_path / "bad.csv"
     bad.write_text("p\n0.1\nabc\n")
     failed = CliRunner().invoke(app, ["tail", str(bad), "--n", "1000"])
     assert failed.exit_code == 2 and "bad.csv:3" in failed.output and "not a number" in failed.output
     missing = CliRunner().invoke(app, ["tail", str(csv_path), "--n", "1000", "--column", "prob"])
     assert missing.exit_code == 2 and "no column 'prob'" in missing.output
+
+
+def naive_fit_on_tied_values(p: np.ndarray, top: int, n: float) -> float:
+    """The old fit: log(i/m) on the i-th largest score, ties and all (for comparison only)."""
+    scores = np.sort(elicitation_scores(p))[::-1][:top]
+    slope, intercept = np.polyfit(scores, np.log(np.arange(1, top + 1) / p.size), 1)
+    return math.exp(-math.exp((math.log(n) + intercept) / slope))
+
+
+def test_tied_smoothed_zeros_are_refused_instead_of_over_forecast() -> None:
+    """Rare behaviour, 20 samples per query: most queries score (½)/21, tied. The old fit used
+    those tied values and over-forecast by about an order of magnitude; the fit now refuses."""
+    rng = np.random.default_rng(3)
+    mu, beta, m, n = -2.2, 0.1, 1000, 100_000
+    naive_errors, refused = [], 0
+    for _ in range(200):
+        p = np.exp(-np.exp(-rng.gumbel(mu, beta, m)))
+        smoothed = smoothed_probability(rng.binomial(20, p), 20)
+        truth = math.exp(-math.exp(-rng.gumbel(mu + beta * math.log(n), beta)))
+        try:
+            fit_gumbel_tail(smoothed, top=10)
+        except TiedScoresError:
+            refused += 1
+        if np.ptp(np.sort(smoothed)[-10:]) > 0:
+            naive_errors.append(math.log10(naive_fit_on_tied_values(smoothed, 10, n) / truth))
+    print(f"\ntied smoothed zeros: naive fit median error {np.median(naive_errors):+.2f} decades; "
+          f"refused {refused}/200")
+    assert np.median(naive_errors) > 0.5  # what the refusal prevents
+    assert refused == 200
+
+
+def test_ties_above_the_floor_are_fitted_on_distinct_levels_with_a_warning() -> None:
+    p = probabilities_on_a_line(-8.0, -20.0, 500)
+    tied = np.concatenate([p, np.sort(p)[-6:-3]])  # three of the top scores appear twice
+    fit = fit_gumbel_tail(tied, top=10)
+    assert fit.warnings and "ties" in fit.warnings[0] and fit.levels == 8
+    # the fitted points are the distinct levels ℓ with #(scores ≥ ℓ) ≤ 10 and the first level
+    # beyond, at log(#/m)
+    scores = np.sort(elicitation_scores(tied))[::-1]
+    levels = np.unique(-scores)
+    at_or_above = np.array([np.sum(scores >= -lv) for lv in levels])
+    use = at_or_above <= 10
+    use[np.argmax(at_or_above > 10)] = True
+    slope, intercept = np.polyfit(-levels[use], np.log(at_or_above[use] / tied.size), 1)
+    assert (fit.slope, fit.intercept) == pytest.approx((slope, intercept))
+    with pytest.raises(TiedScoresError, match="refused"):
+        fit_gumbel_tail(tied, top=10, ties="refuse")
+    clean = fit_gumbel_tail(p, top=10, ties="refuse")
+    assert clean.levels == 10 and not clean.warnings
+
+
+def test_bootstrap_interval_brackets_the_forecast_and_covers() -> None:
+    rng = np.random.default_rng(11)
+    mu, beta, m, n = -2.2, 0.1, 1000, 100_000
+    hits, reps = 0, 60
+    for i in range(reps):
+        p = np.exp(-np.exp(-rng.gumbel(mu, beta, m)))
+        risk = gumbel_worst_query_risk(fit_gumbel_tail(p, 10), n)
+        interval = bootstrap_worst_query_risk(p, n, top=10, replications=200, level=0.9, seed=i)
+        assert interval.lower <= risk <= interval.upper * 1.5
+        truth = math.exp(-math.exp(-rng.gumbel(mu + beta * math.log(n), beta)))
+        hits += interval.lower <= truth <= interval.upper
+    print(f"\nGumbel bootstrap 90% interval covered the realised worst query in {hits}/{reps} runs")
+    assert hits / reps >= 0.5
+    with pytest.raises(ValueError, match="100 bootstrap"):
+        bootstrap_worst_query_risk(p, n, replications=10)

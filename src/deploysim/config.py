@@ -112,6 +112,7 @@ def _resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
         cfg.simulate.cache_dir = fix(cfg.simulate.cache_dir)
     cfg.forecast.path = fix(cfg.forecast.path)
     cfg.forecast.challenge_set = fix(cfg.forecast.challenge_set)
+    cfg.forecast.past_scorecards = [fix(p) or p for p in cfg.forecast.past_scorecards]
     cfg.deidentify.reidentification_file = fix(cfg.deidentify.reidentification_file)
     for src in cfg.validate_.production:
         src.path = fix(src.path) or src.path

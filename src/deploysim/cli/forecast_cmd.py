@@ -37,16 +37,24 @@ forecast_app = typer.Typer(cls=_LockByDefault, no_args_is_help=True,
 
 def forecast_table(payload: ForecastPayload) -> PlainTable:
     table = PlainTable(f"forecast {payload.run_id} ({payload.created_at}, "
-                       f"{payload.interval_level:.0%} intervals)",
+                       f"{payload.interval_level:.0%} predictive intervals)",
                        ["category", "method", "rate", "interval", "direction", "× vs Y prod", "basis k/n"],
-                       right={"rate", "interval", "× vs Y prod", "basis k/n"}, keys=2)
+                       right={"rate", "interval", "× vs Y prod"}, keys=2)
     arrows = {1: "↑", -1: "↓", 0: "="}
     for cat in payload.categories:
         for name, f in cat.methods.items():
             ratio = "–" if f.ratio_vs_y_prod is None else f"{f.ratio_vs_y_prod:.2f}"
-            table.add_row(cat.category, name, f"{f.rate:.4%}", f"{f.interval[0]:.4%}–{f.interval[1]:.4%}",
-                          f"{arrows[f.direction]} vs {f.reference}", ratio, f"{f.basis.k}/{f.basis.n}")
+            heading = "n/a" if f.direction is None else f"{arrows[f.direction]} vs {f.reference}"
+            basis = ", ".join(f"{role} {c.k}/{c.n}" for role, c in f.basis.items())
+            table.add_row(cat.category, f"{name} ({f.model})", f"{f.rate:.4%}",
+                          f"{f.interval[0]:.4%}–{f.interval[1]:.4%}", heading, ratio, basis)
     return table
+
+
+def discrepancy_lines(payload: ForecastPayload) -> list[str]:
+    """How each forecast model's simulation-to-production discrepancy was set."""
+    return [f"discrepancy {d.model}: log-scale variance E τ² = {d.variance:.3g} ({d.description})"
+            for d in payload.discrepancy.values()]
 
 
 @forecast_app.command("lock")
@@ -84,6 +92,8 @@ def lock(run: Path = typer.Argument(..., help="Run directory or run file (.toml)
                     "stale": data.get("stale", False), "payload": payload})
         return
     emit(console, forecast_table(payload))
+    for line in discrepancy_lines(payload):
+        console.print(line, markup=False, soft_wrap=True)
     verb = "locked" if data["created"] else "already locked (verified, not rewritten)"
     console.print(f"forecast {verb}: {data['path']} sha256 {digest}", markup=False)
     if data.get("stale"):
@@ -117,6 +127,8 @@ def show(path: Path = typer.Argument(..., help="A forecast file."),
         print_json({"path": str(path), "content_hash": digest, "payload": payload})
     else:
         emit(console, forecast_table(payload))
+        for line in discrepancy_lines(payload):
+            console.print(line, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -53,7 +53,8 @@ def validation_table(title: str, records: list[dict[str, object]]) -> Table:
     for col in ("n", "tp fp\ntn fn", "prec.", "recall\n(se)", "spec.", "F1", "κ", "err", "no\nlabel"):
         table.add_column(col, justify="right", no_wrap=True)
     for r in records:
-        cells = [_cell(r[k]) for k in ("precision", "recall", "specificity", "f1", "kappa")]  # type: ignore[arg-type]
+        cells = [_cell(r[k]) for k in ("precision", "recall", "specificity", "f1",
+                                       "kappa")]  # type: ignore[arg-type]
         name = f"{r['category']}\n[dim]{r['grader_id']}\n{str(r['grader_hash'])[:12]}[/]"
         table.add_row(name, str(r["n"]), f"{r['tp']} {r['fp']}\n{r['tn']} {r['fn']}", *cells,
                       str(r["errors"]), str(r["unknown"]))

@@ -10,6 +10,7 @@ import typer
 from deploysim.cli.common import JSON_HELP, console, finish, load_target, print_json, run_stages, user_errors
 from deploysim.cli.tables import PlainTable, emit
 from deploysim.estimate.config import EstimateConfig
+from deploysim.estimate.correction import KNOWN_SE_SP_MARK
 from deploysim.estimate.stage import EstimateReport
 from deploysim.records import ARM_LABELS, Estimate
 
@@ -71,7 +72,9 @@ def print_estimates(report: EstimateReport, cfg: EstimateConfig, title: str) -> 
     for e in report.estimates:
         lo, hi = _shown_interval(e, cfg.interval)
         corrected = "—" if e.corrected_rate is None or e.corrected_interval is None else (
-            f"{_num(e.corrected_rate)} ({_num(e.corrected_interval[0])}–{_num(e.corrected_interval[1])})")
+            f"{_num(e.corrected_rate)} ({_num(e.corrected_interval[0])}–{_num(e.corrected_interval[1])})"
+            + (KNOWN_SE_SP_MARK if e.extra.get("correction", {}).get("se_sp_known") else ""))
+        floor = "—" if e.n == 0 else _num(e.floor) + (" ▼" if e.extra.get("below_floor") else "")
         paired = next((c for c in report.comparisons if c.category == e.category and c.arm_a == e.arm
                        and c.test == "mcnemar"), None)
         fisher = next((c for c in report.comparisons if c.category == e.category and c.arm_a == e.arm
@@ -80,7 +83,7 @@ def print_estimates(report: EstimateReport, cfg: EstimateConfig, title: str) -> 
         table.add_row(e.category, ARM_LABELS.get(e.arm, e.arm), f"{e.n:,}", f"{e.k:,}", f"{e.failures:,}",
                       f"{sum(e.abstained.values()):,}", f"{e.pending:,}",
                       "—" if e.rate is None else _num(e.rate), "—" if e.n == 0 else f"{_num(lo)}–{_num(hi)}",
-                      "—" if e.n == 0 else _num(e.floor), corrected,
+                      floor, corrected,
                       "" if paired is None else _ratio(paired.ratio, paired.ratio_interval),
                       "" if paired is None else _p(paired.p_value, paired.p_adjusted),
                       "" if fisher is None else _ratio(fisher.ratio, fisher.ratio_interval),
@@ -88,8 +91,11 @@ def print_estimates(report: EstimateReport, cfg: EstimateConfig, title: str) -> 
     emit(console, table)
     console.print("sig: M = McNemar (vs the control arm, paired), F = Fisher (vs Y production) "
                   f"at α = {cfg.alpha}"
-                  + (" after Benjamini–Hochberg (adjusted p in brackets)" if cfg.benjamini_hochberg else ""),
-                  markup=False, soft_wrap=True)
+                  + (" after Benjamini–Hochberg (adjusted p in brackets)" if cfg.benjamini_hochberg else "")
+                  + f"; ratio intervals at {1 - cfg.alpha:.0%}", markup=False)
+    console.print("▼ = rate below the measurement floor (the floor includes the grader's false-positive "
+                  f"rate when it was validated); {KNOWN_SE_SP_MARK} = corrected with se/sp treated as known "
+                  "(no validation counts): the interval ignores the validation error", markup=False)
     for note in report.notes:
         console.print(f"note: {note}", markup=False, soft_wrap=True)
     console.print(f"wrote {report.json_path}", markup=False)
@@ -149,6 +155,8 @@ def tail_command(
     column: str | None = typer.Option(None, help="Probability column (default: p, probability…)."),
     threshold: float | None = typer.Option(None, help="Also forecast the share of queries with p >= this."),
     lognormal_top: int | None = typer.Option(None, help="Fit the log-normal baseline to the top K only."),
+    bootstrap: int = typer.Option(1000, help="Bootstrap refits for the Gumbel forecast's 90% interval "
+                                             "(0 = none)."),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Forecast worst-query risk at deployment scale from elicitation probabilities.
@@ -161,7 +169,8 @@ def tail_command(
 
     with user_errors():
         probs = read_probabilities(probs_file, column)
-        result = forecast_tail(probs.values, n, top, threshold, lognormal_top)
+        result = forecast_tail(probs.values, n, top, threshold, lognormal_top,
+                               interval_replications=bootstrap)
     if json_out:
         print_json({"source": str(probs.path), "result": result})
         return
@@ -171,16 +180,25 @@ def tail_command(
     table = PlainTable(f"Forecast at {result.n_queries:,} queries",
                        ["method", "fit", "worst-query risk", "share p ≥ τ", "expected count"],
                        right={"worst-query risk", "share p ≥ τ", "expected count"})
-    rows = ((f"Gumbel tail (top {g.top})", f"log S = {g.slope:.3g}·ψ + {g.intercept:.3g}",
-             result.gumbel_worst_query_risk, result.gumbel_frequency),
+    iv = result.gumbel_interval
+    gumbel_risk = _num(result.gumbel_worst_query_risk) + (
+        "" if iv is None else f" ({iv.level:.0%} bootstrap {_num(iv.lower)}–{_num(iv.upper)})")
+    rows = ((f"Gumbel tail (top {g.top})", f"log S = {g.slope:.3g}·ψ + {g.intercept:.3g}", gumbel_risk,
+             result.gumbel_frequency),
             ("log-normal" + ("" if ln.top is None else f" (top {ln.top})"),
              f"μ = {ln.mu:.3g}, σ = {ln.sigma:.3g}",
-             result.lognormal_worst_query_risk, result.lognormal_frequency))
+             _num(result.lognormal_worst_query_risk), result.lognormal_frequency))
     for method, fit, risk, freq in rows:
-        table.add_row(method, fit, _num(risk), "" if freq is None else _num(freq.share),
+        table.add_row(method, fit, risk, "" if freq is None else _num(freq.share),
                       "" if freq is None else f"{freq.expected_count:,.1f}"
                       + (" (empirical)" if freq.method == "empirical" else ""))
     emit(console, table)
+    if iv is not None and iv.failed:
+        console.print(f"note: {iv.failed} of {iv.replications} bootstrap refits failed and were excluded",
+                      markup=False)
+    for warning in g.warnings:
+        console.print(f"warning: {warning}", markup=False, soft_wrap=True)
+    console.print("worst-query risk = elicitation probability of the riskiest of n queries (not a rate).")
 
 
 def _shown_interval(e: Estimate, method: str) -> tuple[float, float]:

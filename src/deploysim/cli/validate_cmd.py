@@ -13,28 +13,38 @@ from deploysim.validate.scorecard import Scorecard
 
 
 def scorecard_tables(card: Scorecard) -> list[PlainTable]:
+    coverage = f"{card.interval_level:.0%} coverage"
     summary = PlainTable(f"scorecard (forecast {card.forecast_hash[:12]}; "
                          f"moved = changed ≥ {card.move_factor:g}x "
-                         "vs Y production)",
-                         ["method", "categories", "moved", "directional acc.", "median sym. err",
-                          "max sym. err",
-                          "NLL", "NLL regret", "coverage", "outside funnel"],
-                         right={"categories", "moved", "directional acc.", "median sym. err", "max sym. err",
-                                "NLL",
-                                "NLL regret", "coverage", "outside funnel"})
+                         f"vs Y production, {1 - card.move_alpha:.0%} ratio interval excluding 1)",
+                         ["method", "categories", "moved", "directional acc. (95% CI)", "p vs ½",
+                          "median sym. err",
+                          "max sym. err", "NLL", "NLL regret", coverage, "outside funnel"],
+                         right={"categories", "moved", "median sym. err", "max sym. err", "NLL", "NLL regret",
+                                coverage, "outside funnel"})
     for s in card.summary.values():
-        acc = "–" if math.isnan(s.directional_accuracy) else f"{s.directional_accuracy:.0%}"
-        summary.add_row(s.method, str(s.categories), str(s.moved), acc, f"{s.median_sym_error:.2f}x",
+        if not s.direction_claim:
+            acc, p = "n/a", "n/a"
+        elif math.isnan(s.directional_accuracy) or s.directional_interval is None:
+            acc, p = "–", "–"
+        else:
+            lo, hi = s.directional_interval
+            acc = f"{s.directional_correct}/{s.moved} = {s.directional_accuracy:.0%} ({lo:.0%}–{hi:.0%})"
+            p = f"{s.directional_p_value:.3g}"
+        summary.add_row(s.method, str(s.categories), str(s.moved), acc, p, f"{s.median_sym_error:.2f}x",
                         f"{s.max_sym_error:.2f}x", f"{s.total_nll:.1f}", f"{s.total_nll_regret:.1f}",
                         f"{s.coverage:.0%}", str(s.outside_funnel))
-    rows = PlainTable("per category", ["category", "method", "forecast", "realised k/n", "move", "dir ok",
-                                       "sym. err",
-                                       "funnel 90%", "NLL regret", "covered"],
-                      right={"forecast", "realised k/n", "sym. err", "funnel 90%", "NLL regret"}, keys=2)
+    rows = PlainTable("per category", ["category", "method", "forecast", "realised k/n", "predictive k",
+                                       "move",
+                                       "dir ok", "sym. err", "funnel 90%", "NLL regret", "covered"],
+                      right={"forecast", "realised k/n", "predictive k", "sym. err", "funnel 90%",
+                             "NLL regret"},
+                      keys=2)
     arrows = {1: "↑", -1: "↓", 0: "="}
     for r in card.rows:
         ok = "–" if r.direction_correct is None else ("yes" if r.direction_correct else "no")
-        rows.add_row(r.category, r.method, f"{r.forecast_rate:.3%}", f"{r.k_x}/{r.n_x}",
+        interval = "–" if r.count_interval is None else f"{r.count_interval[0]}–{r.count_interval[1]}"
+        rows.add_row(r.category, r.method, f"{r.forecast_rate:.3%}", f"{r.k_x}/{r.n_x}", interval,
                      arrows[r.realised_move], ok, f"{r.sym_error:.2f}x", f"{r.funnel_upper:.2f}x",
                      f"{r.nll_regret:.2f}", "yes" if r.covered else "no")
     return [summary, rows]

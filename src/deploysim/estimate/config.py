@@ -20,10 +20,13 @@ class CompareSpec(BaseModel):
 class EstimateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: level of the rate intervals (rate-ratio intervals use 1 − alpha, the level of their test)
     confidence: float = Field(default=0.95, gt=0, lt=1)
     #: significance level of the Fisher and McNemar tests (the paper used 0.1, two-sided)
     alpha: float = Field(default=0.1, gt=0, lt=1)
-    benjamini_hochberg: bool = False
+    #: Benjamini–Hochberg across categories within each comparison family (on by default: with
+    #: 19 categories and nothing changed, unadjusted tests at α = 0.1 flag at least one 71–83% of the time)
+    benjamini_hochberg: bool = True
     #: interval shown as "the" CI; Wilson and Jeffreys are always stored, Clopper–Pearson on request
     interval: Literal["wilson", "jeffreys", "clopper_pearson"] = "wilson"
     #: McNemar variant on the discordant pairs: mid-p (default; near-nominal size) or exact

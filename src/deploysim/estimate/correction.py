@@ -17,7 +17,16 @@ each draw is pushed through the clipped estimator, and the interval is the equal
 quantiles of the draws (a Bayesian parametric bootstrap; seeded, so reproducible). Draws with
 J ≤ 0 are excluded and their share reported: a large share means the validation set is too
 small to support a correction. When only se and sp are known (no validation counts) the
-observed-rate interval is mapped through the estimator, which is monotone in r̂.
+observed-rate interval is mapped through the estimator, which is monotone in r̂; such a result
+is marked (``se_sp_known``): it ignores the validation error and under-covers.
+
+Bias. Clipping makes the reported rate biased upwards where the true rate is small compared
+with the noise of r̂ − (1 − sp) — below the grader's false-positive floor
+(:func:`deploysim.estimate.floor.measurement_floor`) — because negative values are raised to 0
+and positive ones kept. No estimator confined to [0, 1] can be mean-unbiased at a true rate of
+0, so both are reported: ``rate`` (clipped, in [0, 1], median-unbiased: clipping moves no
+value across the true rate) and ``unclipped`` (mean-unbiased, may be negative; the one to
+average or pool across categories or runs).
 """
 
 from __future__ import annotations
@@ -62,10 +71,15 @@ class ValidationCounts:
                                 fn=self.fn + other.fn)
 
 
+#: shown beside a corrected rate whose se/sp were treated as known (no validation counts)
+KNOWN_SE_SP_MARK = "†"
+
+
 @dataclass(frozen=True)
 class CorrectedRate:
     """A Rogan–Gladen corrected rate with its interval.
 
+    ``rate`` is clipped to [0, 1]; ``unclipped`` is the mean-unbiased value (may be < 0).
     ``method`` is ``"beta_posterior_mc"`` (validation counts known) or ``"known_se_sp"``;
     ``degenerate_share`` is the share of Monte-Carlo draws with se + sp ≤ 1 (excluded)."""
 
@@ -75,8 +89,15 @@ class CorrectedRate:
     sensitivity: float
     specificity: float
     method: str
+    unclipped: float = 0.0
     draws: int = 0
     degenerate_share: float = 0.0
+
+    @property
+    def se_sp_known(self) -> bool:
+        """True when se and sp were treated as exactly known: the interval ignores the
+        validation error and is marked with :data:`KNOWN_SE_SP_MARK`."""
+        return self.method == "known_se_sp"
 
 
 def rogan_gladen(observed_rate: float, sensitivity: float, specificity: float, *, clip: bool = True) -> float:
@@ -119,7 +140,8 @@ def corrected_rate(k: int, n: int, validation: ValidationCounts, confidence: flo
     tail = (1.0 - confidence) / 2.0
     lower, upper = np.quantile(values, [tail, 1.0 - tail])
     return CorrectedRate(rate=point, lower=float(lower), upper=float(upper), sensitivity=se,
-                         specificity=sp, method="beta_posterior_mc", draws=draws,
+                         specificity=sp, method="beta_posterior_mc",
+                         unclipped=rogan_gladen(k / n, se, sp, clip=False), draws=draws,
                          degenerate_share=float(1.0 - usable.mean()))
 
 
@@ -133,4 +155,5 @@ def corrected_rate_known(k: int, n: int, sensitivity: float, specificity: float,
     return CorrectedRate(rate=rogan_gladen(k / n, sensitivity, specificity),
                          lower=rogan_gladen(lo, sensitivity, specificity),
                          upper=rogan_gladen(hi, sensitivity, specificity),
-                         sensitivity=sensitivity, specificity=specificity, method="known_se_sp")
+                         sensitivity=sensitivity, specificity=specificity, method="known_se_sp",
+                         unclipped=rogan_gladen(k / n, sensitivity, specificity, clip=False))

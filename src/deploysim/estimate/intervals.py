@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+from scipy import special, stats
 
 IntervalMethod = Literal["wilson", "jeffreys", "clopper_pearson"]
 INTERVAL_METHODS: tuple[IntervalMethod, ...] = ("wilson", "jeffreys", "clopper_pearson")
@@ -47,13 +47,25 @@ def wilson_bounds(k: npt.ArrayLike, n: npt.ArrayLike,
     (k + z²/2)/(n + z²) ± z/(n + z²) · √(k(n−k)/n + z²/4).
     """
     ka, na = _as_counts(k, n)
+    return wilson_rate_bounds(ka / na, na, confidence)
+
+
+def wilson_rate_bounds(rate: npt.ArrayLike, n_eff: npt.ArrayLike,
+                       confidence: float = 0.95) -> tuple[FloatArray, FloatArray]:
+    """The Wilson score interval written in terms of a rate r and a (possibly non-integer)
+    effective sample size n: (r + z²/2n)/(1 + z²/n) ± z/(1 + z²/n)·√(r(1 − r)/n + z²/4n²).
+    With r = k/n it is :func:`wilson_bounds`; design-based rates pass their effective n
+    (Korn & Graubard 1998). Exactly 0 at r = 0 and 1 at r = 1."""
+    r, ne = np.asarray(rate, dtype=np.float64), np.asarray(n_eff, dtype=np.float64)
+    if np.any(ne <= 0) or np.any(r < 0) or np.any(r > 1):
+        raise ValueError("need 0 <= rate <= 1 and an effective sample size > 0")
     z = z_value(confidence)
-    z2 = z * z
-    centre = (ka + z2 / 2.0) / (na + z2)
-    half = z / (na + z2) * np.sqrt(ka * (na - ka) / na + z2 / 4.0)
-    # exactly 0 at k = 0 and 1 at k = n (the closed form leaves rounding residue there)
-    lower = np.where(ka == 0, 0.0, np.clip(centre - half, 0.0, 1.0))
-    upper = np.where(ka == na, 1.0, np.clip(centre + half, 0.0, 1.0))
+    z2n = z * z / ne
+    centre = (r + z2n / 2.0) / (1.0 + z2n)
+    half = z / (1.0 + z2n) * np.sqrt(r * (1.0 - r) / ne + z2n / (4.0 * ne))
+    # exactly 0 at r = 0 and 1 at r = 1 (the closed form leaves rounding residue there)
+    lower = np.where(r == 0, 0.0, np.clip(centre - half, 0.0, 1.0))
+    upper = np.where(r == 1, 1.0, np.clip(centre + half, 0.0, 1.0))
     return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
 
 
@@ -64,8 +76,8 @@ def jeffreys_bounds(k: npt.ArrayLike, n: npt.ArrayLike,
     ka, na = _as_counts(k, n)
     _check_confidence(confidence)
     tail = (1.0 - confidence) / 2.0
-    lower = np.where(ka == 0, 0.0, stats.beta.ppf(tail, ka + 0.5, na - ka + 0.5))
-    upper = np.where(ka == na, 1.0, stats.beta.ppf(1.0 - tail, ka + 0.5, na - ka + 0.5))
+    lower = np.where(ka == 0, 0.0, special.betaincinv(ka + 0.5, na - ka + 0.5, tail))
+    upper = np.where(ka == na, 1.0, special.betaincinv(ka + 0.5, na - ka + 0.5, 1.0 - tail))
     return np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
 
 

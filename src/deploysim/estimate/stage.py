@@ -41,7 +41,7 @@ from deploysim.estimate.comparisons import (
 )
 from deploysim.estimate.config import EstimateConfig
 from deploysim.estimate.correction import ValidationCounts, corrected_rate, corrected_rate_known
-from deploysim.estimate.floor import measurement_floor
+from deploysim.estimate.floor import below_floor, measurement_floor
 from deploysim.estimate.intervals import clopper_pearson_interval, jeffreys_interval, wilson_interval
 from deploysim.estimate.validation import GraderValidation, pool_validations
 from deploysim.records import Arm, Comparison, Estimate
@@ -228,9 +228,9 @@ def estimate_group(g: GroupCounts, generation_errors: int, validation: GraderVal
                    pending: int = 0) -> Estimate:
     """The Estimate record of one (category, arm); pure apart from appending notes."""
     extra: dict[str, Any] = {"confidence": cfg.confidence, "interval": cfg.interval,
-                             "grading_errors": g.grading_errors, "generation_errors": generation_errors,
-                             "below_floor": g.k == 0}
+                             "grading_errors": g.grading_errors, "generation_errors": generation_errors}
     if g.n == 0:
+        extra["below_floor"] = True
         return Estimate(id=Estimate.make_id(g.category, g.arm, g.grader_hash), category=g.category, arm=g.arm,
                         grader_hash=g.grader_hash, n=0, k=0, failures=g.grading_errors + generation_errors,
                         rate=None, wilson=(0.0, 1.0), jeffreys=(0.0, 1.0), floor=1.0,
@@ -252,16 +252,26 @@ def estimate_group(g: GroupCounts, generation_errors: int, validation: GraderVal
             corrected = (cr.rate, (cr.lower, cr.upper))
             extra["correction"] = {"method": cr.method, "sensitivity": cr.sensitivity,
                                    "specificity": cr.specificity, "draws": cr.draws,
+                                   "unclipped": cr.unclipped, "se_sp_known": cr.se_sp_known,
                                    "degenerate_share": cr.degenerate_share,
                                    "datasets": list(validation.datasets), **validation.count_fields()}
             if cr.degenerate_share > 0.01:
                 notes.append(f"{g.category} / {g.arm}: {cr.degenerate_share:.1%} of correction draws had "
                              "se + sp <= 1; the validation set is small")
+    # the floor states the grader's false-positive rate when the grader was validated
+    fp, se = (0.0, 1.0) if validation is None else (1.0 - validation.specificity, validation.sensitivity)
+    try:
+        floor = measurement_floor(g.n, cfg.confidence, fp, se)
+    except ValueError:  # an uninformative grader (its correction was refused with a note above)
+        fp, se = 0.0, 1.0
+        floor = measurement_floor(g.n, cfg.confidence)
+    extra["floor_false_positive_rate"], extra["floor_sensitivity"] = fp, se
+    extra["below_floor"] = below_floor(g.k, g.n, floor, fp, se)
     return Estimate(
         id=Estimate.make_id(g.category, g.arm, g.grader_hash), category=g.category, arm=g.arm,
         grader_hash=g.grader_hash, n=g.n, k=g.k, failures=g.grading_errors + generation_errors,
         rate=g.k / g.n, wilson=wilson_interval(g.k, g.n, cfg.confidence),
-        jeffreys=jeffreys_interval(g.k, g.n, cfg.confidence), floor=measurement_floor(g.n, cfg.confidence),
+        jeffreys=jeffreys_interval(g.k, g.n, cfg.confidence), floor=floor,
         abstained=dict(abstained or {}), pending=pending,
         corrected_rate=None if corrected is None else corrected[0],
         corrected_interval=None if corrected is None else corrected[1], extra=extra)
@@ -270,27 +280,27 @@ def estimate_group(g: GroupCounts, generation_errors: int, validation: GraderVal
 def compare_independent(a: Estimate, b: Estimate, cfg: EstimateConfig) -> Comparison:
     """Fisher exact (two-sided) and the Katz rate ratio a/b for two independent arms."""
     p = fisher_exact_p(a.k, a.n, b.k, b.n)
-    rr = rate_ratio(a.k, a.n, b.k, b.n, cfg.confidence)
+    rr = rate_ratio(a.k, a.n, b.k, b.n, 1.0 - cfg.alpha)  # the interval at the test's level
     return Comparison(
         id=Comparison.make_id(a.category, a.arm, b.arm, "fisher", a.grader_hash), category=a.category,
         arm_a=a.arm, arm_b=b.arm, grader_hash=a.grader_hash, ratio=rr.ratio, ratio_interval=rr.interval,
         test="fisher", p_value=p, significant=p <= cfg.alpha, alpha=cfg.alpha,
         extra={"k_a": a.k, "n_a": a.n, "k_b": b.k, "n_b": b.n, "zero_corrected": rr.zero_corrected,
-               "confidence": cfg.confidence})
+               "confidence": 1.0 - cfg.alpha})
 
 
 def compare_paired(category: str, grader_hash: str, arm_a: Arm, arm_b: Arm, table: PairedTable,
                    cfg: EstimateConfig) -> Comparison:
     """McNemar on the discordant pairs and the paired rate ratio on shared prefixes."""
     p = mcnemar_p(table.only_a, table.only_b, cfg.mcnemar)
-    rr = paired_rate_ratio(table, cfg.confidence)
+    rr = paired_rate_ratio(table, 1.0 - cfg.alpha)  # the interval at the test's level
     return Comparison(
         id=Comparison.make_id(category, arm_a, arm_b, "mcnemar", grader_hash), category=category,
         arm_a=arm_a, arm_b=arm_b, grader_hash=grader_hash, ratio=rr.ratio, ratio_interval=rr.interval,
         test="mcnemar", p_value=p, significant=p <= cfg.alpha, alpha=cfg.alpha,
         extra={"method": cfg.mcnemar, "pairs": table.n, "both": table.both, "only_a": table.only_a,
                "only_b": table.only_b, "neither": table.neither, "zero_corrected": rr.zero_corrected,
-               "confidence": cfg.confidence})
+               "confidence": 1.0 - cfg.alpha})
 
 
 def adjust_comparisons(comparisons: Sequence[Comparison], alpha: float) -> list[Comparison]:

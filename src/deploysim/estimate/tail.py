@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -45,16 +46,38 @@ from scipy import stats
 FloatArray = npt.NDArray[np.float64]
 
 
+TiePolicy = Literal["warn", "refuse"]
+
+
+class TiedScoresError(ValueError):
+    """The top elicitation scores are tied in a way the tail fit cannot (or was told not to) use."""
+
+
 @dataclass(frozen=True)
 class GumbelTailFit:
     """log S(ψ) ≈ slope·ψ + intercept on the ``top`` highest scores of ``queries`` queries;
-    ``lowest_score`` is the smallest ψ in the fit (below it the line is not the tail)."""
+    ``lowest_score`` is the smallest ψ in the fit (below it the line is not the tail);
+    ``levels`` the number of fitted points (fewer than ``top`` when scores are tied) and
+    ``warnings`` what the fit had to work around."""
 
     slope: float
     intercept: float
     queries: int
     top: int
     lowest_score: float
+    levels: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BootstrapInterval:
+    """Equal-tailed percentile-bootstrap interval; ``failed`` refits are excluded and counted."""
+
+    lower: float
+    upper: float
+    level: float
+    replications: int
+    failed: int
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,7 @@ class TailForecast:
     lognormal_worst_query_risk: float
     gumbel_frequency: BehaviourFrequency | None = None
     lognormal_frequency: BehaviourFrequency | None = None
+    gumbel_interval: BootstrapInterval | None = None
 
 
 def elicitation_scores(probabilities: npt.ArrayLike) -> FloatArray:
@@ -115,8 +139,19 @@ def smoothed_probability(successes: npt.ArrayLike, samples: npt.ArrayLike) -> Fl
     return np.asarray((s + 0.5) / (k + 1.0), dtype=np.float64)
 
 
-def fit_gumbel_tail(probabilities: npt.ArrayLike, top: int = 10) -> GumbelTailFit:
-    """Least-squares fit of log(i/m) on the i-th largest score, i = 1 … top."""
+def fit_gumbel_tail(probabilities: npt.ArrayLike, top: int = 10, ties: TiePolicy = "warn") -> GumbelTailFit:
+    """Least-squares fit of the log empirical survival on the top scores.
+
+    Without ties: log(i/m) on the i-th largest score, i = 1 … top. With ties (repeated-sampling
+    estimates are discrete: every query with s hits in K samples scores the same), the
+    empirical survival is evaluated at each distinct score level ℓ, S_ℓ = #(scores ≥ ℓ)/m, and
+    the levels with #(scores ≥ ℓ) ≤ top are fitted, plus the first level that crosses ``top``
+    unless it is the lowest score of all (the floor, e.g. (½)/(K + 1) for queries that never
+    showed the behaviour) — the same points as without ties when there are none.
+    ``ties="refuse"`` raises :class:`TiedScoresError` on any tie in the top instead; with fewer
+    than 3 distinct levels the fit is always refused: fitting tied floor values over-forecasts."""
+    if ties not in ("warn", "refuse"):
+        raise ValueError(f"ties must be 'warn' or 'refuse', not {ties!r}")
     scores = np.sort(elicitation_scores(probabilities))[::-1]
     m = scores.size
     if top < 2:
@@ -127,13 +162,65 @@ def fit_gumbel_tail(probabilities: npt.ArrayLike, top: int = 10) -> GumbelTailFi
     if not np.all(np.isfinite(head)):
         raise ValueError(f"fewer than {top} queries have a positive elicitation probability")
     if np.ptp(head) == 0.0:
-        raise ValueError(f"the top {top} elicitation probabilities are all equal: no tail slope to fit")
-    log_survival = np.log(np.arange(1, top + 1) / m)
-    slope, intercept = np.polyfit(head, log_survival, 1)
+        raise TiedScoresError(f"the top {top} elicitation probabilities are all equal: no tail slope to fit "
+                              "(for repeated-sampling estimates: sample each query more often or evaluate "
+                              "more queries)")
+    warnings: tuple[str, ...] = ()
+    tied = int(np.sum(scores[: top + 1][1:] == scores[: top + 1][:-1]))
+    if tied == 0:
+        x, log_survival = head, np.log(np.arange(1, top + 1) / m)
+    else:
+        neg_levels, counts = np.unique(-scores, return_counts=True)
+        at_or_above = np.cumsum(counts)
+        use = at_or_above <= top
+        crossing = int(np.argmax(at_or_above > top))
+        if crossing < at_or_above.size - 1:  # the crossing level, unless it is the floor (lowest score)
+            use[crossing] = True
+        x, log_survival = -neg_levels[use], np.log(at_or_above[use] / m)
+        detail = (f"{tied} ties among the top {top + 1} scores; {x.size} distinct levels above the lowest "
+                  "score in the tail")
+        if x.size < 3:
+            raise TiedScoresError(f"{detail}: too few to fit a tail (for repeated-sampling estimates the "
+                                  "tied values are typically queries that never showed the behaviour); "
+                                  "sample each query more often or evaluate more queries")
+        if ties == "refuse":
+            raise TiedScoresError(f"{detail}; refused (ties = 'refuse')")
+        warnings = (f"{detail}: fitted the empirical survival at those levels",)
+    slope, intercept = np.polyfit(x, log_survival, 1)
     if not slope < 0.0:
         raise ValueError("fitted tail slope is not negative; the scores do not form a decaying tail")
     return GumbelTailFit(slope=float(slope), intercept=float(intercept), queries=m, top=top,
-                         lowest_score=float(head[-1]))
+                         lowest_score=float(x[-1]), levels=int(x.size), warnings=warnings)
+
+
+def bootstrap_worst_query_risk(probabilities: npt.ArrayLike, n_queries: float, top: int = 10,
+                               replications: int = 1000, level: float = 0.9,
+                               seed: int = 0) -> BootstrapInterval:
+    """Percentile bootstrap interval of the Gumbel-tail worst-query risk: resample the evaluated
+    queries with replacement, refit (ties from repeated queries handled as in
+    :func:`fit_gumbel_tail`), forecast, take the equal-tailed quantiles. Refits that fail (too
+    few distinct levels, a non-negative slope) are counted, not dropped silently."""
+    p = _probabilities(probabilities)
+    if replications < 100:
+        raise ValueError("at least 100 bootstrap replications are needed")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    n = _check_n(n_queries)
+    rng = np.random.default_rng(seed)
+    risks: list[float] = []
+    for _ in range(replications):
+        try:
+            fit = fit_gumbel_tail(p[rng.integers(0, p.size, p.size)], top, ties="warn")
+        except ValueError:
+            continue
+        risks.append(gumbel_worst_query_risk(fit, n))
+    failed = replications - len(risks)
+    if len(risks) < replications / 2:
+        raise ValueError(f"{failed} of {replications} bootstrap refits failed: the tail is too thin for an "
+                         "interval")
+    lo, hi = np.quantile(risks, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return BootstrapInterval(lower=float(lo), upper=float(hi), level=level, replications=replications,
+                             failed=failed)
 
 
 def gumbel_worst_query_risk(fit: GumbelTailFit, n_queries: float) -> float:
@@ -182,17 +269,22 @@ def lognormal_tail_share(fit: LogNormalFit, threshold: float) -> float:
 
 
 def forecast_tail(probabilities: npt.ArrayLike, n_queries: float, top: int = 10,
-                  threshold: float | None = None, lognormal_top: int | None = None) -> TailForecast:
+                  threshold: float | None = None, lognormal_top: int | None = None,
+                  interval_replications: int = 1000, interval_level: float = 0.9, seed: int = 0,
+                  ties: TiePolicy = "warn") -> TailForecast:
     """Gumbel-tail and log-normal forecasts of worst-query risk (and, given a threshold,
-    behaviour frequency) at ``n_queries`` from the evaluated queries' probabilities."""
+    behaviour frequency) at ``n_queries`` from the evaluated queries' probabilities, with a
+    bootstrap interval of the Gumbel forecast (``interval_replications = 0`` skips it)."""
     p = _probabilities(probabilities)
-    gumbel = fit_gumbel_tail(p, top)
+    gumbel = fit_gumbel_tail(p, top, ties)
     lognormal = fit_lognormal(p, lognormal_top)
     n = _check_n(n_queries)
+    interval = (bootstrap_worst_query_risk(p, n, top, interval_replications, interval_level, seed)
+                if interval_replications else None)
     forecast = TailForecast(
         n_queries=n, queries=p.size, largest_observed=float(p.max()), gumbel=gumbel,
         gumbel_worst_query_risk=gumbel_worst_query_risk(gumbel, n), lognormal=lognormal,
-        lognormal_worst_query_risk=lognormal_worst_query_risk(lognormal, n))
+        lognormal_worst_query_risk=lognormal_worst_query_risk(lognormal, n), gumbel_interval=interval)
     if threshold is None:
         return forecast
     if float(elicitation_scores([threshold])[0]) >= gumbel.lowest_score:

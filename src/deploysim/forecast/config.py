@@ -29,6 +29,11 @@ class ForecastConfig(BaseModel):
     #: categories the risk score looks at (default: every graded category)
     challenge_categories: list[str] | None = None
     interval: float = Field(default=0.9, gt=0, lt=1)
+    #: scorecard.json files of earlier releases' validations: the simulation-to-production
+    #: discrepancy is estimated from them (docs/forecasting.md); none = the default prior
+    past_scorecards: list[Path] = Field(default_factory=list)
+    #: scale of the half-normal prior on the discrepancy τ (log scale)
+    discrepancy_prior_scale: float = Field(default=1.1, gt=0)
     #: completeness a forecast needs before it locks: every planned item of the simulated arms it
     #: reads is final, and at most this share of them failed (generation or grading errors)
     max_error_share: float = Field(default=0.05, ge=0, le=1)

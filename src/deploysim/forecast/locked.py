@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from deploysim.forecast.model import ForecastPayload
+from deploysim.forecast.model import FORMAT_VERSION, ForecastPayload
 from deploysim.hashing import bytes_hash, canonical_json
 
 
@@ -74,6 +74,11 @@ def verify(path: Path) -> tuple[ForecastPayload, str]:
         raise ForecastIntegrityError(f"{path}: not JSON ({err})") from None
     if not isinstance(doc, dict) or "content_hash" not in doc or "payload" not in doc:
         raise ForecastIntegrityError(f"{path}: not a forecast file (needs content_hash and payload)")
+    version = doc["payload"].get("format_version") if isinstance(doc["payload"], dict) else None
+    if version != FORMAT_VERSION:
+        raise ForecastIntegrityError(f"{path}: forecast format version {version!r}; this deploysim reads "
+                                     f"version {FORMAT_VERSION} (score the file with the deploysim release "
+                                     "that wrote it)")
     try:
         payload = ForecastPayload.model_validate(doc["payload"])
     except ValueError as err:

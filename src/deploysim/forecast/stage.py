@@ -23,12 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploysim.estimate.discrepancy import (
+    Discrepancy,
+    DiscrepancyPrior,
+    estimate_discrepancies,
+    prior_discrepancy,
+)
 from deploysim.forecast.config import ForecastConfig
 from deploysim.forecast.locked import verify, write_locked
-from deploysim.forecast.model import ForecastPayload, build_forecast
-from deploysim.records import Estimate, utc_now
+from deploysim.forecast.model import MODELS, ForecastPayload, build_forecast
+from deploysim.records import Comparison, Estimate, utc_now
 from deploysim.stages import StageReport
 from deploysim.store import RunStore
+from deploysim.validate.scorecard import Scorecard, past_forecasts
 
 STAGE = "forecast"
 #: the forecast model's names for the roles it reads
@@ -92,9 +99,37 @@ def latest_forecast(store: RunStore, cfg: ForecastConfig) -> Path:
 
 
 def estimates_by_role(estimates: Sequence[Estimate], roles: Mapping[str, str]) -> list[Estimate]:
-    """The estimates of the role arms, renamed to the forecast model's role names."""
+    """The estimates of the role arms (with something graded), renamed to the forecast model's
+    role names."""
     arm_to_role = {arm: ROLE_NAMES[role] for role, arm in roles.items() if role in ROLE_NAMES}
-    return [e.model_copy(update={"arm": arm_to_role[e.arm]}) for e in estimates if e.arm in arm_to_role]
+    return [e.model_copy(update={"arm": arm_to_role[e.arm]}) for e in estimates
+            if e.arm in arm_to_role and e.n]
+
+
+def comparisons_by_role(comparisons: Sequence[Comparison], roles: Mapping[str, str]) -> list[Comparison]:
+    """The comparisons between role arms, renamed like :func:`estimates_by_role`."""
+    arm_to_role = {arm: ROLE_NAMES[role] for role, arm in roles.items() if role in ROLE_NAMES}
+    return [c.model_copy(update={"arm_a": arm_to_role[c.arm_a], "arm_b": arm_to_role[c.arm_b]})
+            for c in comparisons if c.arm_a in arm_to_role and c.arm_b in arm_to_role]
+
+
+def discrepancies(cfg: ForecastConfig) -> dict[str, Discrepancy]:
+    """The discrepancy of each forecast model: estimated from past releases' scorecards when the
+    run names some, else the prior (the forecast file states which)."""
+    prior = DiscrepancyPrior(scale=cfg.discrepancy_prior_scale)
+    records = []
+    for path in cfg.past_scorecards:
+        try:
+            card = Scorecard.model_validate_json(path.read_bytes())
+        except OSError as err:
+            raise FileNotFoundError(f"forecast.past_scorecards: {path}: {err.strerror}") from None
+        except ValueError as err:
+            raise ValueError(f"forecast.past_scorecards: {path} is not a deploysim scorecard "
+                             f"({err})") from None
+        records += past_forecasts(card, release=path.parent.name or path.stem)
+    if not records:
+        return {m: prior_discrepancy(m, prior) for m in MODELS}
+    return estimate_discrepancies(records, MODELS, priors=dict.fromkeys(MODELS, prior))
 
 
 def completeness(estimates: Sequence[Estimate], roles: Mapping[str, str],
@@ -169,7 +204,9 @@ def lock(inputs: ForecastInputs, store: RunStore) -> ForecastOutcome:
     payload = build_forecast(estimates, run_id=run_id, created_at=utc_now(), level=cfg.interval,
                              candidate_model=inputs.candidate_model,
                              candidate_spec_hash=inputs.candidate_generator_hash,
-                             direction_reference=cfg.direction_reference)
+                             direction_reference=cfg.direction_reference,
+                             comparisons=comparisons_by_role(store.comparisons(), inputs.roles),
+                             discrepancy=discrepancies(cfg))
     known = store.graders()
     used = sorted(set(payload.grader_hashes.values()))
     version = (versions[-1][0] + 1) if previous is not None else 1

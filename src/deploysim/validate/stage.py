@@ -157,7 +157,7 @@ def run(inputs: ValidateInputs, store: RunStore) -> StageReport:
     outcome = score(inputs, store)
     parts = []
     for method, m in outcome.scorecard.summary.items():
-        acc = "n/a" if m.moved == 0 else f"{m.directional_accuracy:.0%}"
+        acc = "n/a" if not m.direction_claim or m.moved == 0 else f"{m.directional_accuracy:.0%}"
         parts.append(f"{method}: direction {acc} over {m.moved} moved, "
                      f"median error {m.median_sym_error:.2f}x, "
                      f"NLL regret {m.total_nll_regret:.1f}")
