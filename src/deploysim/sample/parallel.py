@@ -18,7 +18,6 @@ share came out larger (:func:`short_spans`).
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 from array import array
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
+from deploysim.procs import worker_pool
 from deploysim.records import Quarantined
 from deploysim.sample.config import SampleConfig
 from deploysim.sample.selection import TurnSelector, choose_from_parts, hypergeometric_split, seeded_generator
@@ -99,8 +99,9 @@ def importable_name(module: FormatModule) -> str | None:
 
 
 def new_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes started with ``spawn`` (safe whatever threads this process runs)."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    """Worker processes started with ``spawn`` (safe whatever threads this process runs) that die
+    with this process (:mod:`deploysim.procs`)."""
+    return worker_pool(workers)
 
 
 def span_tasks(sources: Sequence[SourceConfig], plans: Mapping[int, SpanPlan], *, sample: SampleConfig,
