@@ -88,11 +88,12 @@ class EmbeddedServer:
             params.n_predict = self.max_new_tokens
             params.verbosity = 0
             params.warmup = False
-            # every core by default: the asyncio client needs little CPU while it waits (measured
-            # on 2 idle cores: 85 vs 63 output tokens/s with 2 vs 1 threads). On a machine that
-            # is busy with other work, pass ``threads`` lower: llama.cpp's thread pool
-            # synchronises every token, so a thread that loses its core stalls all the others.
-            threads = self.threads or max(1, min(8, os.cpu_count() or 2))
+            # half the cores by default (one on two cores): llama.cpp synchronises its threads on
+            # every token, so a thread that loses its core to any other process stalls the rest.
+            # benchmarks/embedded_threads.py on this 2-core machine under load: 1 thread 21.6
+            # tok/s (12.7 with a CPU-bound neighbour), 2 threads 2.0 (1.1). Pass ``threads`` to
+            # use more on a machine that runs nothing else.
+            threads = self.threads or max(1, min(8, (os.cpu_count() or 2) // 2))
             for cpu in (params.cpuparams, params.cpuparams_batch):
                 cpu.n_threads = threads
                 cpu.poll = 0  # sleep, do not spin, while waiting for work

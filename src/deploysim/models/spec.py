@@ -70,7 +70,7 @@ class ModelSpec(BaseModel):
     #: embedded server only: parallel decoding slots and context tokens per slot
     slots: int = Field(default=4, ge=1)
     context_per_slot: int = Field(default=4096, ge=256)
-    #: embedded server only: llama.cpp threads (None = every core)
+    #: embedded server only: llama.cpp threads (None = half the cores; see models/embedded.py)
     threads: int | None = Field(default=None, ge=1)
 
     def spec_hash(self) -> str:
