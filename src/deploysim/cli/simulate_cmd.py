@@ -66,7 +66,8 @@ def serve_embedded(
     port: int = typer.Option(8080, "--port", help="Port on 127.0.0.1 (0 = any free port)."),
     slots: int = typer.Option(4, "--slots", min=1, help="Parallel decoding slots."),
     context: int = typer.Option(4096, "--context", min=256, help="Context tokens per slot."),
-    threads: int = typer.Option(None, "--threads", min=1, help="llama.cpp threads (default: half the cores)."),
+    threads: int = typer.Option(None, "--threads", min=1,
+                                help="llama.cpp threads (default: half the cores)."),
 ) -> None:
     """Run the embedded SmolLM2-135M-Instruct model as an OpenAI-compatible server on
     127.0.0.1 in the foreground (Ctrl-C stops it)."""

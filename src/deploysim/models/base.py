@@ -37,6 +37,8 @@ class ModelRequest:
     params: SamplingParams
     clearance: DeidStatus
     purpose: str = ""
+    #: the prefix's product context, for wrappers that condition on it (spike-ins)
+    product_context: str | None = None
 
     def __post_init__(self) -> None:
         if self.clearance not in CLEARANCES:

@@ -11,6 +11,8 @@ consecutive stages share one embedded server.
 
 from __future__ import annotations
 
+from typing import Any
+
 from deploysim.engine.budget import Budget
 from deploysim.engine.managed import EndpointLimits, ManagedProvider
 from deploysim.models.cache import ResponseCache
@@ -48,8 +50,14 @@ class ModelHub:
 
     def open(self, spec: ModelSpec, *, cache: ResponseCache | None = None, budget: Budget | None = None,
              concurrency: AdaptiveConcurrency | None = None) -> ManagedProvider:
-        """A managed, policy-gated client for ``spec`` (close it with ``aclose``)."""
-        return ManagedProvider(self.gated(spec), spec_hash=spec.spec_hash(),
+        """A managed, policy-gated client for ``spec`` (close it with ``aclose``); the spec's
+        spike-ins, if any, wrap the gated provider (inside the cache and the retries)."""
+        provider: Any = self.gated(spec)
+        if spec.spike_ins:
+            from deploysim.models.spikes import SpikeInProvider
+
+            provider = SpikeInProvider(provider, spec.spike_ins)
+        return ManagedProvider(provider, spec_hash=spec.spec_hash(),
                                limits=EndpointLimits.from_spec(spec),
                                prices=spec.prices, cache=cache, budget=budget, concurrency=concurrency,
                                owns_provider=True)

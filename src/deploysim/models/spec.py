@@ -72,12 +72,22 @@ class ModelSpec(BaseModel):
     context_per_slot: int = Field(default=4096, ge=256)
     #: embedded server only: llama.cpp threads (None = half the cores; see models/embedded.py)
     threads: int | None = Field(default=None, ge=1)
+    #: positive controls planted on top of the model (docs/forecasting.md, "Spike-ins"): each a
+    #: table with ``kind`` and its settings; part of the spec's identity and of every request
+    #: record; never on unless listed
+    spike_ins: list[dict[str, Any]] = Field(default_factory=list)
 
     def spec_hash(self) -> str:
         """Identity of what the model returns: excludes limits and prices, which change
         speed and cost but not outputs."""
         return content_hash(self.model_dump(
+            mode="json", include={"provider", "model", "base_url", "system_prompts", "params", "spike_ins"},
+            exclude_defaults=False) if self.spike_ins else self.model_dump(
             mode="json", include={"provider", "model", "base_url", "system_prompts", "params"}))
+
+    def wrapper_records(self) -> tuple[dict[str, Any], ...]:
+        """What wraps the model's answers (recorded on every request it makes)."""
+        return tuple({"spike_in": dict(s)} for s in self.spike_ins)
 
     def system_prompt_for(self, product_context: str | None) -> str | None:
         if product_context and product_context in self.system_prompts:

@@ -165,10 +165,11 @@ def prepare(plan: ArmPlan, prefix: Prefix, sample: int, settings_cache: dict[str
     messages = build_messages(prefix, env, plan.spec)
     tools = tools_for(prefix, env)
     params: SamplingParams = params_for_sample(plan.spec.params, sample)
-    settings = settings_for(plan.spec, plan.endpoint, messages, tools, params)
+    settings = settings_for(plan.spec, plan.endpoint, messages, tools, params, plan.spec.wrapper_records())
     settings = settings_cache.setdefault(settings.id, settings)
     request = ModelRequest(messages=messages, tools=tools, params=params,
-                           clearance=prefix.context.deidentified, purpose=plan.sim.arm.role)
+                           clearance=prefix.context.deidentified, purpose=plan.sim.arm.role,
+                           product_context=prefix.context.product_context)
     return WorkItem(plan, prefix, sample, request, settings)
 
 
