@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,3 +81,49 @@ def test_plan_command_prints_sizes_and_floors() -> None:
     assert "simulated power" in result.output
     bad = CliRunner().invoke(app, ["plan", "--rate", "1.5"])
     assert bad.exit_code == 2 and "rate must be in (0, 1)" in bad.output
+
+
+def test_the_cost_plan_counts_judge_calls_in_both_modes() -> None:
+    from deploysim.costs import ArmLoad, judge_lines, simulation_lines
+
+    arms = [ArmLoad("x_on_y", "x", True, 20_000, 1.0, 10.0, 400), ArmLoad("y_on_y", "y", True, 20_000, 1.0,
+                                                                          10.0, 400),
+            ArmLoad("y_prod", "log", False, 20_000)]
+    judged = {f"c{i}": 600 for i in range(21)}
+    lines = judge_lines(arms, judged, 900.0, 1_200.0, model="j", input_per_mtok=0.5, output_per_mtok=2.0)
+    single, multi = lines["per_category"], lines["multi"]
+    assert single.requests == 21 * 3 * 20_000 == 1_260_000 and multi.requests == 60_000  # the issue's count
+    assert multi.input_tokens < single.input_tokens and multi.output_tokens == single.output_tokens
+    sims = simulation_lines(arms, 900.0)
+    assert [s.requests for s in sims] == [20_000, 20_000]  # logged arms cost nothing to simulate
+    assert sims[0].cost_usd == (20_000 * 300 * 1.0 + 20_000 * 400 * 10.0) / 1e6
+
+
+def test_plan_command_prints_a_run_files_costs(tmp_path: Path) -> None:
+    import orjson
+    from typer.testing import CliRunner
+
+    from deploysim.cli.app import app
+    from deploysim.demo.corpus import generate_corpus
+
+    generate_corpus(tmp_path / "log.jsonl.gz", n=120, seed=1, window="baseline")
+    (tmp_path / "run.toml").write_text("""
+[[sources]]
+path = "log.jsonl.gz"
+[sample]
+n = 1000
+[models.cand]
+provider = "openai"
+model = "m"
+base_url = "http://127.0.0.1:9/v1"
+prices = { input_per_mtok = 1.0, output_per_mtok = 2.0 }
+[simulate]
+candidate = "cand"
+[grade]
+judge = "cand"
+""")
+    out = CliRunner().invoke(app, ["plan", str(tmp_path / "run.toml"), "--json"])
+    assert out.exit_code == 0, out.output
+    data = orjson.loads(out.stdout)
+    assert data["judge"]["per_category"]["requests"] == 2 * 1000 * len(data["judged_categories"])
+    assert data["judge"]["multi"]["requests"] == 2 * 1000 and data["prefix_chars"] > 0

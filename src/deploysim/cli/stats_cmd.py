@@ -9,6 +9,7 @@ import typer
 
 from deploysim.cli.common import JSON_HELP, console, finish, load_target, print_json, run_stages, user_errors
 from deploysim.cli.tables import PlainTable, emit
+from deploysim.config import RunConfig
 from deploysim.estimate.config import EstimateConfig
 from deploysim.estimate.correction import KNOWN_SE_SP_MARK
 from deploysim.estimate.stage import EstimateReport
@@ -102,7 +103,10 @@ def print_estimates(report: EstimateReport, cfg: EstimateConfig, title: str) -> 
 
 
 def plan_command(
-    rate: float = typer.Option(..., help="Expected rate of the category, e.g. 0.001."),
+    run_file: Path | None = typer.Argument(
+        None, metavar="[RUN]", help="A run file: print the requests, tokens and cost it will need "
+                                    "(both judge modes side by side) instead of sample sizes."),
+    rate: float | None = typer.Option(None, help="Expected rate of the category, e.g. 0.001."),
     rel_precision: float = typer.Option(0.3, help="Target CI half-width as a share of the rate."),
     change: float = typer.Option(1.5, help="Change factor to detect between two arms."),
     power: float = typer.Option(0.8, help="Power to detect the change."),
@@ -112,13 +116,23 @@ def plan_command(
     seed: int = typer.Option(0, help="Seed of the power simulation."),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Prefixes needed for a rate's precision or to detect a change, with floors.
+    """Prefixes needed for a rate's precision or to detect a change, with floors; or, given a run
+    file, the requests, tokens and cost the run will need.
 
     Sizes for estimating --rate to ±rel-precision, and per arm for detecting a --change factor
     at --power and two-sided --alpha; every size states its measurement floor (about 3/n).
+    With RUN: every simulated arm's and the judge's requests, input and output tokens and cost
+    from the models' prices, with the judge in both modes (one call per category, one call per
+    completion), from the prefix lengths of a sample of the run's sources.
     """
     from deploysim.estimate.plan import plan, simulated_power
 
+    if run_file is not None:
+        with user_errors():
+            _plan_run(run_file, json_out)
+        return
+    if rate is None:
+        raise typer.BadParameter("give --rate (sample sizes) or a run file (costs)")
     with user_errors():
         result = plan(rate, rel_precision, change, power, alpha, confidence)
     if json_out:
@@ -222,3 +236,94 @@ def _ratio(ratio: float | None, interval: tuple[float, float] | None) -> str:
     if ratio is None or interval is None:
         return "undefined"
     return f"{ratio:.3g} ({interval[0]:.3g}–{interval[1]:.3g})"
+
+
+def _plan_run(run_file: Path, json_out: bool) -> None:
+    """The cost plan of a run file (see :mod:`deploysim.costs`)."""
+    from deploysim.assemble import model_spec, resolve_arms
+    from deploysim.costs import ArmLoad, CostLine, judge_lines, simulation_lines
+    from deploysim.grade.config import GradeConfig
+    from deploysim.grade.graders import chosen_kinds
+    from deploysim.grade.taxonomy import load_taxonomy
+    from deploysim.registry import Registry
+
+    cfg = load_target(run_file)
+    registry = Registry.discover()
+    prefix_chars, response_chars, measured = _measure_prefixes(cfg)
+    n = cfg.sample.total
+    loads = []
+    for arm in resolve_arms(cfg):
+        if arm.pool != "production":
+            continue
+        if arm.kind == "simulated" and arm.model and (cfg.simulate is not None or arm.name in cfg.arms):
+            spec = model_spec(cfg, arm.model)
+            loads.append(ArmLoad(arm.name, spec.model, True, n * spec.samples, spec.prices.input_per_mtok,
+                                 spec.prices.output_per_mtok, spec.params.max_tokens or 512))
+        elif arm.kind == "logged":
+            loads.append(ArmLoad(arm.name, "log", False, n))
+    lines = simulation_lines(loads, prefix_chars)
+    judge: dict[str, CostLine] = {}
+    grade = cfg.grade or GradeConfig()
+    taxonomy = load_taxonomy(grade.taxonomy).select(grade.categories)
+    kinds = chosen_kinds(taxonomy, grade, registry)
+    judged = {c.id: len(c.definition) + sum(map(len, c.counts)) + sum(map(len, c.does_not_count))
+              + len(c.judge.template) for c in taxonomy if registry.grader_kind(kinds[c.id]).needs_judge}
+    if judged and grade.judge:
+        spec = model_spec(cfg, grade.judge)
+        judge = dict(judge_lines(loads, judged, prefix_chars, response_chars, model=spec.model,
+                                 input_per_mtok=spec.prices.input_per_mtok,
+                                 output_per_mtok=spec.prices.output_per_mtok,
+                                 max_chars=grade.judge_max_chars))
+    if json_out:
+        print_json({"prefixes": n, "prefix_chars": prefix_chars, "response_chars": response_chars,
+                    "measured_on": measured, "simulate": lines, "judge": judge,
+                    "judged_categories": sorted(judged),
+                    "offline_categories": sorted(set(kinds) - set(judged))})
+        return
+    table = PlainTable(f"Cost plan of {run_file} for {n:,} prefixes (prefix ≈ {prefix_chars:,.0f} "
+                       f"characters, measured on {measured})", ["role", "model", "requests", "input tokens",
+                                                    "output tokens",
+                                                    "cost USD"],
+                       right={"requests", "input tokens", "output tokens", "cost USD"})
+    for line in [*lines, *judge.values()]:
+        assert hasattr(line, "role")
+        table.add_row(line.role, line.model, f"{line.requests:,}", f"{line.input_tokens:,}",
+                      # type: ignore[attr-defined]
+                      f"{line.output_tokens:,}", f"{line.cost_usd:,.2f}")  # type: ignore[attr-defined]
+    emit(console, table)
+    sim_cost = sum(line.cost_usd for line in lines)
+    for mode, line in judge.items():
+        console.print(f"total with the judge {mode.replace('_', ' ')}: ${sim_cost + line.cost_usd:,.2f} "  # type: ignore[attr-defined]
+                      f"({line.requests:,} judge requests)", markup=False)  # type: ignore[attr-defined]
+    offline = sorted(set(kinds) - set(judged))
+    if offline:
+        console.print(f"{len(offline)} categories graded offline (no requests): {', '.join(offline)}",
+                      markup=False)
+    console.print("[grade] judge_mode = \"multi\" chooses one call per completion.", markup=False)
+
+
+def _measure_prefixes(cfg: RunConfig) -> tuple[float, float, str]:
+    """Mean characters of a sampled prefix and of the production response: from the run's stored
+    prefixes when it has some, else from up to 300 draws from its sources."""
+    from deploysim.sample.config import SampleConfig
+    from deploysim.sample.sampler import sample_prefixes
+    from deploysim.store import DB_NAME, RunStore
+
+    run_dir = cfg.run.dir
+    prefixes = []
+    if (run_dir / DB_NAME).exists():
+        with RunStore.open(run_dir, create=False) as store:
+            for p in store.iter_prefixes(pool="production"):
+                prefixes.append(p)
+                if len(prefixes) >= 300:
+                    break
+    where = f"{len(prefixes)} stored prefixes"
+    if not prefixes and cfg.sources:  # type: ignore[attr-defined]
+        prefixes = list(sample_prefixes(cfg.sources, SampleConfig(n=300,
+                                                                  seed=0)))  # type: ignore[attr-defined]
+        where = f"a sample of {len(prefixes)} prefixes of the sources"
+    if not prefixes:
+        return 2_000.0, 1_500.0, "nothing (defaults)"
+    chars = [sum(len(m.content) for m in p.messages) for p in prefixes]
+    responses = [len(p.continuation.response.content) for p in prefixes if p.continuation is not None]
+    return sum(chars) / len(chars), (sum(responses) / len(responses) if responses else 1_500.0), where

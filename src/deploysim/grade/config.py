@@ -34,6 +34,9 @@ class GradeConfig(BaseModel):
     mode: Literal["auto", "offline", "judge"] = "auto"
     #: name of the ``[models.NAME]`` entry used by LLM-judge graders
     judge: str | None = None
+    #: ``per_category``: one judge call per (completion, category); ``multi``: one structured call
+    #: per completion for every judged category (its own grader identity; see ``deploysim plan``)
+    judge_mode: Literal["per_category", "multi"] = "per_category"
     #: arms to grade (None = every arm present in the run)
     arms: list[Arm] | None = None
     #: jobs in flight (judge requests, classifier batches, rule batches)

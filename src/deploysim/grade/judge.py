@@ -134,6 +134,17 @@ def parse_verdict(text: str, category: Category) -> tuple[bool, int | None, str]
     return label, severity, rationale
 
 
+def judge_params(spec: ModelSpec) -> SamplingParams:
+    """The judge's sampling parameters: the spec's, with temperature 0 and a fixed seed unless
+    the spec sets them (endpoints that take no seed ignore it), so a judgment is repeatable."""
+    update: dict[str, Any] = {}
+    if spec.params.temperature is None:
+        update["temperature"] = 0.0
+    if spec.params.seed is None:
+        update["seed"] = 0
+    return spec.params.model_copy(update=update)
+
+
 def judge_identity(category: Category, spec: ModelSpec, *,
                    max_chars: int = DEFAULT_MAX_CHARS) -> dict[str, Any]:
     """Everything that defines the measurement (never the nonce, never limits or prices)."""
@@ -146,7 +157,7 @@ def judge_identity(category: Category, spec: ModelSpec, *,
         "system": SYSTEM_TEMPLATE,
         "schema": output_schema(category),
         "model_spec": spec.spec_hash(),
-        "params": spec.params.model_dump(mode="json", exclude_defaults=True),
+        "params": judge_params(spec).model_dump(mode="json", exclude_defaults=True),
         "parser_version": PARSER_VERSION,
         "render": {"version": RENDER_VERSION, "max_chars": max_chars},
     }
@@ -171,8 +182,9 @@ class LLMJudge:
         self._template = _ENV.from_string(category.judge.template)
         self.identity = judge_identity(category, spec, max_chars=max_chars)
         self.grader_hash = content_hash(self.identity)
-        extra = {**spec.params.extra, "response_format": response_format(category)}
-        self._params: SamplingParams = spec.params.model_copy(update={"extra": extra})
+        params = judge_params(spec)
+        extra = {**params.extra, "response_format": response_format(category)}
+        self._params: SamplingParams = params.model_copy(update={"extra": extra})
 
     def messages(self, item: GradeItem, nonce: str) -> list[Message]:
         """The judge prompt for ``item`` with delimiters and markers made from ``nonce``."""

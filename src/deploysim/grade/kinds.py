@@ -46,10 +46,16 @@ class JudgeKind:
 
     def build(self, categories: Sequence[Category], context: GraderContext) -> dict[str, Grader]:
         from deploysim.grade.judge import LLMJudge
+        from deploysim.grade.judge_multi import MultiJudge
 
         if context.judge is None or context.judge_spec is None:
             raise ValueError("grade: an LLM judge is needed but no judge model is configured (grade.judge)")
-        return {c.id: LLMJudge(c, context.judge, context.judge_spec, max_chars=context.config.judge_max_chars,
+        cfg = context.config
+        if cfg.judge_mode == "multi" and categories:
+            shared = MultiJudge(categories, context.judge, context.judge_spec, max_chars=cfg.judge_max_chars,
+                                nonce_key=context.nonce_key)
+            return dict(shared.graders())
+        return {c.id: LLMJudge(c, context.judge, context.judge_spec, max_chars=cfg.judge_max_chars,
                                nonce_key=context.nonce_key) for c in categories}
 
 

@@ -35,6 +35,7 @@ from deploysim.grade.base import GradeItem
 from deploysim.grade.config import GradeConfig
 from deploysim.grade.graders import CategoryGrader, build_graders, needs_judge
 from deploysim.grade.judge import LLMJudge
+from deploysim.grade.judge_multi import MultiJudgeCategory
 from deploysim.grade.kinds import GraderContext
 from deploysim.grade.taxonomy import Taxonomy
 from deploysim.models.cache import ResponseCache
@@ -193,7 +194,7 @@ class _Runner:
         if ready and grade_batch is not None:
             async with self.batch_lock:
                 out.extend(await grade_batch([it for it, _ in ready]))
-        elif isinstance(grader, LLMJudge):
+        elif isinstance(grader, LLMJudge | MultiJudgeCategory):
             for it, retry in ready:  # a retry must not be answered from the cache again
                 out.append(await grader.grade(it, fresh=retry))
         else:
