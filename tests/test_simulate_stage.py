@@ -230,3 +230,35 @@ async def test_environment_overrides_the_system_prompt_and_tools_and_changes_the
     assert plain.generator_hash != strict.generator_hash  # the environment is part of the identity
     await simulate_async(inputs([strict], hub_with(rec)), store)
     assert {c[0][0].content for c in rec.calls} == {"Refuse."} and all(c[1] == () for c in rec.calls)
+
+
+class SmallContext(Recorder):
+    """An endpoint whose context holds a system prompt and one message."""
+
+    async def generate(self, request: ModelRequest) -> Generation:
+        if len(request.messages) > 2:
+            from deploysim.models.wire import status_error
+
+            raise status_error(400, b'{"error":{"message":"request (900 tokens) exceeds the available '
+                                    b'context size (512 tokens)","type":"exceed_context_size_error"}}', {})
+        return await super().generate(request)
+
+
+@pytest.mark.parametrize("rule", ["too_long", "truncate_oldest"])
+async def test_context_overflow_rule_is_applied_and_recorded(tmp_path: Path, rule: str) -> None:
+    store = RunStore.open(tmp_path / "run")
+    msgs = (Message(role="user", content="first"), Message(role="assistant", content="answer"),
+            Message(role="user", content="second"))
+    store.put_prefixes([Prefix(id=Prefix.make_id("c", 2, msgs), conversation_id="c", turn_index=2,
+                               messages=msgs, context=PrefixContext(deidentified="synthetic"))])
+    spec = ModelSpec(provider="fake", model="cand", system_prompts={"default": "sys"},
+                     context_overflow=rule)  # type: ignore[arg-type]
+    [report] = await simulate_async(inputs([sim("x_on_y", spec)], hub_with(SmallContext())), store)
+    [done] = list(store.iter_completions())
+    if rule == "too_long":
+        assert report.errors == 1 and done.status == "error" and done.error is not None
+        assert done.error.startswith("too long:")
+    else:
+        assert report.ok == 1 and done.request is not None and done.request.context_dropped == 2
+        settings = store.get_request_settings([done.request.settings_id])
+        assert next(iter(settings.values())).wrappers == ({"context_overflow": "truncate_oldest"},)

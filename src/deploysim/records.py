@@ -202,6 +202,9 @@ class SentRequest(Record):
     reported_model: str | None = None
     #: the endpoint's build fingerprint (``system_fingerprint``), when it gave one
     fingerprint: str | None = None
+    #: oldest prefix messages left out so the prompt fit the model's context (the spec's
+    #: ``context_overflow = "truncate_oldest"``); 0 = the whole prefix was sent
+    context_dropped: int = 0
 
 
 class Completion(Record):

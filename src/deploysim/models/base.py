@@ -67,6 +67,8 @@ class Generation(BaseModel):
     logprobs: list[dict[str, Any]] | None = None
     #: further choices when ``n > 1`` was requested
     alternatives: tuple[Message, ...] = ()
+    #: oldest prefix messages left out to fit the context (``context_overflow = "truncate_oldest"``)
+    context_dropped: int = 0
 
 
 class ProviderError(Exception):
@@ -74,10 +76,13 @@ class ProviderError(Exception):
     (429, 5xx, timeouts, resets, truncated bodies); ``retry_after`` is the server's hint."""
 
     def __init__(self, message: str, *, retryable: bool, status: int | None = None,
-                 retry_after: float | None = None, rate_limited: bool = False) -> None:
+                 retry_after: float | None = None, rate_limited: bool = False,
+                 code: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        #: the endpoint's error code or type (``context_length_exceeded``, ...), when it gave one
+        self.code = code
         self.retry_after = retry_after
         self.rate_limited = rate_limited
 

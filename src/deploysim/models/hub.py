@@ -16,6 +16,7 @@ from typing import Any
 from deploysim.engine.budget import Budget
 from deploysim.engine.managed import EndpointLimits, ManagedProvider
 from deploysim.models.cache import ResponseCache
+from deploysim.models.context_fit import ContextFitProvider
 from deploysim.models.limiter import AdaptiveConcurrency
 from deploysim.models.plugins import ProviderResources
 from deploysim.models.policy import GatedProvider, SendPolicy
@@ -50,9 +51,10 @@ class ModelHub:
 
     def open(self, spec: ModelSpec, *, cache: ResponseCache | None = None, budget: Budget | None = None,
              concurrency: AdaptiveConcurrency | None = None) -> ManagedProvider:
-        """A managed, policy-gated client for ``spec`` (close it with ``aclose``); the spec's
-        spike-ins, if any, wrap the gated provider (inside the cache and the retries)."""
-        provider: Any = self.gated(spec)
+        """A managed, policy-gated client for ``spec`` (close it with ``aclose``). The spec's
+        context rule and spike-ins, if any, wrap the gated provider (inside the cache and the
+        retries), so a shortened request still passes the gate."""
+        provider: Any = ContextFitProvider(self.gated(spec), spec.context_overflow)
         if spec.spike_ins:
             from deploysim.models.spikes import SpikeInProvider
 

@@ -6,7 +6,7 @@ endpoint, prompts or sampling parameters never mixes old and new results.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,18 +76,27 @@ class ModelSpec(BaseModel):
     #: table with ``kind`` and its settings; part of the spec's identity and of every request
     #: record; never on unless listed
     spike_ins: list[dict[str, Any]] = Field(default_factory=list)
+    #: a prompt longer than the model's context: ``too_long`` (a counted, final error) or
+    #: ``truncate_oldest`` (drop the oldest whole turns and send again; models/context_fit.py)
+    context_overflow: Literal["too_long", "truncate_oldest"] = "too_long"
 
     def spec_hash(self) -> str:
         """Identity of what the model returns: excludes limits and prices, which change
-        speed and cost but not outputs."""
-        return content_hash(self.model_dump(
-            mode="json", include={"provider", "model", "base_url", "system_prompts", "params", "spike_ins"},
-            exclude_defaults=False) if self.spike_ins else self.model_dump(
-            mode="json", include={"provider", "model", "base_url", "system_prompts", "params"}))
+        speed and cost but not outputs. Spike-ins and a non-default context rule join it only
+        when set, so specs without them keep the hashes they always had."""
+        ident = self.model_dump(mode="json",
+                                include={"provider", "model", "base_url", "system_prompts", "params"})
+        if self.spike_ins:
+            ident["spike_ins"] = self.model_dump(mode="json", include={"spike_ins"})["spike_ins"]
+        if self.context_overflow != "too_long":
+            ident["context_overflow"] = self.context_overflow
+        return content_hash(ident)
 
     def wrapper_records(self) -> tuple[dict[str, Any], ...]:
         """What wraps the model's answers (recorded on every request it makes)."""
-        return tuple({"spike_in": dict(s)} for s in self.spike_ins)
+        spikes = tuple({"spike_in": dict(s)} for s in self.spike_ins)
+        rule = ({"context_overflow": self.context_overflow},) if self.context_overflow != "too_long" else ()
+        return spikes + rule
 
     def system_prompt_for(self, product_context: str | None) -> str | None:
         if product_context and product_context in self.system_prompts:

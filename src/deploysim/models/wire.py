@@ -160,7 +160,8 @@ def status_error(status: int, body: bytes, headers: Mapping[str, str]) -> Provid
     retryable = status in RETRYABLE_STATUS and code not in NON_RETRYABLE_CODES
     return ProviderError(f"HTTP {status}{f' {code}' if code else ''}: {detail}", retryable=retryable,
                          status=status, retry_after=retry_after_seconds(headers),
-                         rate_limited=status == 429 and retryable)
+                         rate_limited=status == 429 and retryable,
+                         code=str(code) if code is not None else None)
 
 
 def is_loopback_url(url: str | None) -> bool:

@@ -137,7 +137,7 @@ def completion_for(plan: ArmPlan, prefix_id: str, sample: int, outcome: Outcome 
     gen = outcome.generation
     if settings is not None:
         sent = SentRequest(settings_id=settings.id, reported_model=gen.reported_model,
-                           fingerprint=gen.fingerprint)
+                           fingerprint=gen.fingerprint, context_dropped=gen.context_dropped)
     # the transcript is the whole turn; with the tool loop it holds the tool rounds too
     return Completion(id=cid, prefix_id=prefix_id, arm=plan.arm, model=plan.spec.model,
                       generator_hash=plan.generator_hash, sample_index=sample, status="ok",
