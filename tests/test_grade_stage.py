@@ -269,6 +269,28 @@ def test_budget_stops_judge_calls_cleanly_and_leaves_the_rest_pending(store: Run
     assert report.categories[0].arms["x_on_y"].ungraded + report.categories[0].arms["y_prod"].ungraded > 0
 
 
+def test_the_run_files_judge_budget_holds_across_invocations(store: RunStore) -> None:
+    """grade.budget_usd caps the judge's spend over every invocation (the spend ledger), so a
+    rerun after a budget stop sends nothing more; --budget caps one invocation."""
+    from deploysim.models.spec import Prices
+
+    populate(store, n=2)
+    spec = ModelSpec(provider="openai", base_url="http://127.0.0.1:9/v1", model="judge-model",
+                     prices=Prices(input_per_mtok=1000.0, output_per_mtok=1000.0))
+    cfg = RunConfig(models={"judge": spec}, grade=GradeConfig(judge="judge", categories=["refusal"],
+                                                              concurrency=1, budget_usd=3.0))
+    provider = FakeProvider(['{"rationale": "r", "label": true}'], usage=Usage(input_tokens=1000,
+                                                                                output_tokens=100))
+    first = grade_run(store, cfg, judge_provider=provider)
+    assert first.stopped_reason is not None and 0 < first.judge_requests < 6
+    second = grade_run(store, cfg, judge_provider=provider)
+    assert second.judge_requests == 0 and second.stopped_reason is not None
+    assert second.judge_total_requests == first.judge_requests
+    assert second.judge_total_cost_usd == pytest.approx(first.judge_cost_usd)
+    third = grade_run(store, cfg, judge_provider=provider, budget_usd=3.0)  # a fresh per-invocation cap
+    assert third.judge_requests > 0
+
+
 def test_a_grader_that_raises_turns_its_items_into_counted_errors(store: RunStore) -> None:
     populate(store, n=2)
 

@@ -25,8 +25,8 @@ def simulate(
     target: Path = typer.Argument(..., help="A run config (.toml) or an existing run directory."),
     arm: list[str] = typer.Option(None, "--arm", help="Simulated arm to run (repeatable; default: every "
                                   "simulated arm, e.g. x_on_y and y_on_y)."),
-    budget: float = typer.Option(None, "--budget", min=0.0, help="Spend cap in USD for this run "
-                                                                 "(overrides simulate.budget_usd)."),
+    budget: float = typer.Option(None, "--budget", min=0.0, help="Spend cap in USD for this "
+                                                                 "invocation (not simulate.budget_usd)."),
     concurrency: int = typer.Option(None, "--concurrency", min=1, help="Global cap on requests in flight."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the response cache."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from deploysim.engine.budget import Budget
+from deploysim.engine.ledger import SpendLedger
 from deploysim.models.base import Generation, ModelRequest, Provider, ProviderError
 from deploysim.models.cache import ResponseCache, request_key
 from deploysim.models.limiter import AdaptiveConcurrency, TokenBucket
@@ -101,7 +102,8 @@ class ManagedProvider:
     def __init__(self, provider: Provider, *, spec_hash: str, limits: EndpointLimits | None = None,
                  prices: Prices | None = None, cache: ResponseCache | None = None,
                  budget: Budget | None = None, concurrency: AdaptiveConcurrency | None = None,
-                 owns_provider: bool = True, rng: random.Random | None = None,
+                 ledger: SpendLedger | None = None, owns_provider: bool = True,
+                 rng: random.Random | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.provider = provider
@@ -111,6 +113,8 @@ class ManagedProvider:
         self.prices = prices or Prices()
         self.cache = cache
         self.budget = budget
+        #: write-ahead record of every attempt sent and answered (spend across invocations)
+        self.ledger = ledger
         self.concurrency = concurrency or AdaptiveConcurrency(
             lim.concurrency, initial=lim.initial_concurrency, adaptive=lim.adaptive,
             cooldown_s=lim.cooldown_s, clock=clock)
@@ -158,7 +162,7 @@ class ManagedProvider:
             self.budget.reserve(reserved)
         actual = 0.0
         try:
-            outcome = await self._attempts(request, est_in + est_out)
+            outcome = await self._attempts(request, est_in + est_out, reserved)
             if outcome.generation is not None:
                 u = outcome.generation.usage
                 actual = outcome.cost_usd = self.prices.cost(u.input_tokens, u.output_tokens)
@@ -170,7 +174,7 @@ class ManagedProvider:
             if self.budget is not None:
                 self.budget.settle(reserved, actual)
 
-    async def _attempts(self, request: ModelRequest, est_tokens: int) -> Outcome:
+    async def _attempts(self, request: ModelRequest, est_tokens: int, reserved_usd: float) -> Outcome:
         lim, stats, clock = self.limits, self.stats, self._clock
         deadline: float | None = None  # starts when the first attempt is sent, not while queued here
         attempt = 0
@@ -178,7 +182,7 @@ class ManagedProvider:
             attempt += 1
             err = await self._wait_turn(deadline, est_tokens)
             if err is None:
-                gen, err, deadline = await self._one_attempt(request, deadline, est_tokens)
+                gen, err, deadline = await self._one_attempt(request, deadline, est_tokens, reserved_usd)
                 if gen is not None:
                     stats.ok += 1
                     stats.input_tokens += gen.usage.input_tokens
@@ -220,10 +224,12 @@ class ManagedProvider:
         return None
 
     async def _one_attempt(self, request: ModelRequest, deadline: float | None, est_tokens: int,
-                           ) -> tuple[Generation | None, ProviderError, float]:
+                           reserved_usd: float = 0.0,
+                           ) -> tuple[Generation | None, ProviderError, float | None]:
         await self.concurrency.acquire()
         rate_limited = clean = False
         err: ProviderError
+        ledger, sent = self.ledger, 0
         try:
             paused = self._pause_until - self._clock()
             if paused > 0:  # a 429 arrived while this request waited for a slot
@@ -232,9 +238,15 @@ class ManagedProvider:
                 deadline = self._clock() + self.limits.deadline_s
             self.stats.requests += 1
             timeout = min(self.limits.timeout_s, max(0.001, deadline - self._clock()))
+            if ledger is not None:
+                sent = ledger.sent(reserved_usd)
             async with asyncio.timeout(timeout):
                 gen = await self.provider.generate(request)
             clean = True
+            if ledger is not None:
+                u = gen.usage
+                ledger.answered(sent, u.input_tokens, u.output_tokens,
+                                self.prices.cost(u.input_tokens, u.output_tokens))
         except ProviderError as exc:
             err, rate_limited = exc, exc.rate_limited
         except TimeoutError:
@@ -243,6 +255,11 @@ class ManagedProvider:
             err = ProviderError(f"unexpected {type(exc).__name__}: {exc}", retryable=False)
         finally:
             shrunk = self.concurrency.release(rate_limited=rate_limited, clean=clean)
+        if ledger is not None and not clean and (err.status is not None or isinstance(err, PrivacyRefusal)):
+            # the endpoint answered with an error status (or nothing left the process): unpaid.
+            # A timeout or a dropped connection stays unanswered: it may have been processed and
+            # billed, so the ledger counts it as lost in flight.
+            ledger.answered(sent)
         if clean:
             if self.tpm is not None:
                 self.tpm.refund(est_tokens - gen.usage.input_tokens - gen.usage.output_tokens)

@@ -88,6 +88,11 @@ class GradeReport(BaseModel):
     judge_tokens: int = 0
     judge_cost_usd: float = 0.0
     judge_refused: int = 0
+    #: over every invocation (the spend ledger), with requests whose answer never came back
+    judge_total_requests: int = 0
+    judge_total_cost_usd: float = 0.0
+    judge_lost_in_flight: int = 0
+    judge_lost_reserved_usd: float = 0.0
 
     def summary(self) -> str:
         """One line: graders used, judgments made now, errors, judge usage."""
@@ -100,6 +105,9 @@ class GradeReport(BaseModel):
         errors = sum(r.errors_now for r in self.categories)
         judge = (f"; judge {self.judge_requests} requests, {self.judge_tokens:,} tokens, "
                  f"${self.judge_cost_usd:.4f}" if self.judge_requests else "")
+        if self.judge_total_requests > self.judge_requests or self.judge_lost_in_flight:
+            judge += (f" (all invocations: {self.judge_total_requests} requests, "
+                      f"${self.judge_total_cost_usd:.4f}, {self.judge_lost_in_flight} lost in flight)")
         refused = f", {self.judge_refused} refused by the send policy" if self.judge_refused else ""
         stop = f"; stopped: {self.stopped_reason}" if self.stopped_reason else ""
         return (f"{len(self.categories)} categories ({graders}) on completions [{arms}]: {made} judgments "
@@ -244,8 +252,15 @@ async def grade_async(inputs: GradeInputs, store: RunStore) -> tuple[GradeReport
             if inputs.judge_spec is None:
                 raise ValueError("grade: an LLM judge is needed but grade.judge names no model")
             limit = inputs.budget_usd if inputs.budget_usd is not None else cfg.budget_usd
+            scope = f"judge:{inputs.judge_spec.spec_hash()}"
+            store.reconcile_ledgers()
+            # the run file's cap holds across resumes (--budget caps this invocation alone)
+            prior = store.spend_totals(STAGE, scope).worst_case_usd if inputs.budget_usd is None else 0.0
+            ledger = store.open_ledger(STAGE, scope)
+            stack.callback(store.finish_ledger, ledger)  # after the client closes (LIFO)
             judge = inputs.models.open(inputs.judge_spec, cache=ResponseCache(store) if cfg.cache else None,
-                                       budget=Budget(limit) if limit is not None else None)
+                                       budget=Budget(limit, spent_usd=prior) if limit is not None else None,
+                                       ledger=ledger)
             stack.push_async_callback(judge.aclose)
         context = GraderContext(config=cfg, judge=judge, judge_spec=inputs.judge_spec,
                                 nonce_key=nonce_key(store.run_dir))
@@ -258,6 +273,10 @@ async def grade_async(inputs: GradeInputs, store: RunStore) -> tuple[GradeReport
             s = judge.stats
             report.judge_requests, report.judge_tokens = s.requests, s.input_tokens + s.output_tokens
             report.judge_cost_usd, report.judge_refused = s.cost_usd, s.refused
+            total = store.spend_totals(STAGE, scope) + ledger.snapshot()
+            report.judge_total_requests, report.judge_total_cost_usd = total.requests, total.cost_usd
+            report.judge_lost_in_flight, report.judge_lost_reserved_usd = (total.lost_in_flight,
+                                                                           total.lost_reserved_usd)
     report.wall_s = time.monotonic() - start
     for r in report.categories:
         choice = next(c for c in choices if c.category.id == r.category)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from deploysim.engine.budget import Budget
+from deploysim.engine.ledger import SpendLedger
 from deploysim.engine.managed import EndpointLimits, ManagedProvider
 from deploysim.models.cache import ResponseCache
 from deploysim.models.context_fit import ContextFitProvider
@@ -50,10 +51,12 @@ class ModelHub:
                              endpoint=str(plugin.endpoint(spec)))
 
     def open(self, spec: ModelSpec, *, cache: ResponseCache | None = None, budget: Budget | None = None,
-             concurrency: AdaptiveConcurrency | None = None) -> ManagedProvider:
+             concurrency: AdaptiveConcurrency | None = None, ledger: SpendLedger | None = None,
+             ) -> ManagedProvider:
         """A managed, policy-gated client for ``spec`` (close it with ``aclose``). The spec's
         context rule and spike-ins, if any, wrap the gated provider (inside the cache and the
-        retries), so a shortened request still passes the gate."""
+        retries), so a shortened request still passes the gate. ``ledger`` records every attempt
+        sent, for spend across invocations (engine/ledger.py)."""
         provider: Any = ContextFitProvider(self.gated(spec), spec.context_overflow)
         if spec.spike_ins:
             from deploysim.models.spikes import SpikeInProvider
@@ -62,7 +65,7 @@ class ModelHub:
         return ManagedProvider(provider, spec_hash=spec.spec_hash(),
                                limits=EndpointLimits.from_spec(spec),
                                prices=spec.prices, cache=cache, budget=budget, concurrency=concurrency,
-                               owns_provider=True)
+                               ledger=ledger, owns_provider=True)
 
     def close(self) -> None:
         self.resources.close()

@@ -28,6 +28,7 @@ from rich.progress import TaskID
 
 from deploysim.arms import ArmSpec
 from deploysim.engine.budget import Budget
+from deploysim.engine.ledger import SpendLedger
 from deploysim.engine.managed import EndpointLimits, ManagedProvider, Outcome
 from deploysim.engine.progress import StreamProgress
 from deploysim.engine.runner import run_stream
@@ -69,12 +70,28 @@ class SimulateReport(BaseModel):
     peak_concurrency: int = 0
     wall_s: float = 0.0
     batch_ids: list[str] = []
+    #: over every invocation of this arm (the spend ledger): requests sent, tokens, cost, and
+    #: requests sent whose answer never came back (a kill, a timeout) with the most they can
+    #: have cost
+    total_requests: int = 0
+    total_input_tokens: int = 0
+    total_output_tokens: int = 0
+    total_cost_usd: float = 0.0
+    lost_in_flight: int = 0
+    lost_reserved_usd: float = 0.0
+    invocations: int = 0
 
     def summary(self) -> str:
         stop = f"; stopped: {self.stop_reason}" if self.stopped_by_budget else ""
+        lost = (f", {self.lost_in_flight} lost in flight (at most ${self.lost_reserved_usd:.4f})"
+                if self.lost_in_flight else "")
+        tokens = self.total_input_tokens + self.total_output_tokens
+        total = (f"; all {self.invocations} invocations: {self.total_requests} requests, "
+                 f"{tokens:,} tokens, ${self.total_cost_usd:.4f}{lost}"
+                 if self.invocations > 1 or self.lost_in_flight else "")
         return (f"{self.arm} {self.model}: {self.ok} ok, {self.errors} errors ({self.refused} refused), "
                 f"{self.cached} cached, {self.pending} pending; {self.input_tokens + self.output_tokens:,} "
-                f"tokens, ${self.cost_usd:.4f}, {self.wall_s:.1f}s{stop}")
+                f"tokens, ${self.cost_usd:.4f}, {self.wall_s:.1f}s{total}{stop}")
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,7 @@ class ArmPlan:
     task: TaskID | None = None
     #: request settings referenced by this invocation's completions and already stored
     stored_settings: set[str] = field(default_factory=set)
+    ledger: SpendLedger | None = None
 
     @property
     def arm(self) -> str:
@@ -303,8 +321,30 @@ async def simulate_plans(store: RunStore, plans: list[ArmPlan], inputs: Simulate
         r.pending = r.total - store.count_completions(arm=plan.arm, status="ok",
                                                       generator_hash=plan.generator_hash)
         r.wall_s = time.monotonic() - start
+        _spend_totals(store, plan)
         store.put_stage_report(STAGE, f"{plan.arm}:{plan.generator_hash}", r.model_dump(mode="json"))
     return [p.report for p in plans]
+
+
+def _spend_totals(store: RunStore, plan: ArmPlan) -> None:
+    """Fill the report's totals over every invocation: the stored ledgers plus this one; a
+    batch arm (no online requests) is summed from its stored completions."""
+    r = plan.report
+    totals = store.spend_totals(STAGE, spend_scope(plan.sim))
+    if plan.ledger is not None:
+        totals = totals + plan.ledger.snapshot()
+    if plan.spec.batch_api:
+        tin, tout, cost = store.completion_spend(plan.arm, plan.generator_hash)
+        totals.input_tokens, totals.output_tokens, totals.cost_usd = tin, tout, cost
+    r.total_requests, r.total_input_tokens, r.total_output_tokens = (
+        totals.requests, totals.input_tokens, totals.output_tokens)
+    r.total_cost_usd, r.lost_in_flight, r.lost_reserved_usd, r.invocations = (
+        totals.cost_usd, totals.lost_in_flight, totals.lost_reserved_usd, totals.invocations)
+
+
+def spend_scope(sim: SimArm) -> str:
+    """The ledger scope of an arm: its name and generator hash."""
+    return f"{sim.arm.name}:{sim.generator_hash}"
 
 
 async def simulate_async(inputs: SimulateInputs, store: RunStore) -> list[SimulateReport]:
@@ -314,7 +354,12 @@ async def simulate_async(inputs: SimulateInputs, store: RunStore) -> list[Simula
         if cfg.cache and cfg.cache_dir is not None:
             cache_store = stack.enter_context(RunStore.open(cfg.cache_dir))
         cache = ResponseCache(cache_store or store) if cfg.cache else None
-        prior = sum(store.completion_spend(s.arm.name, s.generator_hash)[2] for s in inputs.arms)
+        store.reconcile_ledgers()
+        # simulate.budget_usd caps the arms' spend over every invocation (what earlier ones
+        # sent, including requests lost in flight at their worst case); --budget caps this one
+        prior = 0.0 if inputs.budget_usd is not None else sum(
+            max(store.completion_spend(s.arm.name, s.generator_hash)[2],
+                store.spend_totals(STAGE, spend_scope(s)).worst_case_usd) for s in inputs.arms)
         limit = inputs.budget_usd if inputs.budget_usd is not None else cfg.budget_usd
         budget = Budget(limit, spent_usd=prior) if limit is not None else None
         limiters: dict[str, AdaptiveConcurrency] = {}
@@ -326,7 +371,10 @@ async def simulate_async(inputs: SimulateInputs, store: RunStore) -> list[Simula
                 cap = EndpointLimits.from_spec(spec).concurrency
                 limiters[key] = AdaptiveConcurrency(cap, initial=spec.initial_concurrency,
                                                     adaptive=spec.adaptive)
-            managed = inputs.models.open(spec, cache=cache, budget=budget, concurrency=limiters[key])
+            ledger = store.open_ledger(STAGE, spend_scope(sim))
+            stack.callback(store.finish_ledger, ledger)  # after the client closes (LIFO)
+            managed = inputs.models.open(spec, cache=cache, budget=budget, concurrency=limiters[key],
+                                         ledger=ledger)
             stack.push_async_callback(managed.aclose)
             h = sim.generator_hash
             done = store.count_completions(arm=sim.arm.name, status="ok", generator_hash=h)
@@ -335,7 +383,7 @@ async def simulate_async(inputs: SimulateInputs, store: RunStore) -> list[Simula
                                     provider=spec.provider,
                                     total=total, already_done=done)
             plans.append(ArmPlan(sim=sim, managed=managed, endpoint=inputs.models.endpoint(spec),
-                                 report=report))
+                                 report=report, ledger=ledger))
         with StreamProgress(enabled=inputs.progress) as bar:
             for p in plans:
                 p.task = bar.add(f"{p.arm} {p.spec.model}", p.report.total)

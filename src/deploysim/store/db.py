@@ -20,10 +20,11 @@ from deploysim.records import Quarantined, utc_now
 from deploysim.store.base import DB_NAME, SCHEMA, SCHEMA_VERSION, _dumps
 from deploysim.store.migrations import migrate
 from deploysim.store.results import ResultTables
+from deploysim.store.spend import SPEND_SCHEMA, SPEND_TABLES, SpendTables
 from deploysim.store.work import WorkTables
 
 
-class RunStore(WorkTables, ResultTables):
+class RunStore(WorkTables, ResultTables, SpendTables):
     """A run directory and its database. Thread-safe for one writer (a lock serialises use).
 
     Open it with :meth:`open`; use as a context manager so the connection closes.
@@ -47,6 +48,7 @@ class RunStore(WorkTables, ResultTables):
         try:
             found = migrate(conn, SCHEMA_VERSION, path=str(db))
             conn.executescript(SCHEMA)
+            conn.executescript(SPEND_SCHEMA)
         except BaseException:
             conn.close()
             raise
@@ -137,7 +139,7 @@ class RunStore(WorkTables, ResultTables):
     # -- generic access for export ---------------------------------------------------------
     TABLES: tuple[str, ...] = ("prefixes", "completions", "request_settings", "judgments", "graders",
                                "estimates", "comparisons", "grader_validations", "sources", "quarantine",
-                               "run_meta", "stage_reports")
+                               "run_meta", "stage_reports", *SPEND_TABLES)
 
     def iter_table_json(self, table: str, batch: int = 2000) -> Iterator[dict[str, Any]]:
         """Rows of a table as dicts (the record JSON merged over the key columns)."""
