@@ -98,12 +98,12 @@ def test_prefix_builder_reads_rows_back_at_their_offsets(tmp_path: Path) -> None
     cfg = SourceConfig(path=path, product_context="general_chat")
     builder = PrefixBuilder([BuildSource(cfg, "deploysim.sources.formats.openai", None)])
     offset = len(lines[0]) + 1 + len(lines[1]) + 1
-    by_offset = builder.build((0, 3, 0, (offset, len(lines[2])), 0, None))
-    by_bytes = builder.build((0, 3, 0, lines[2], 0, None))
+    by_offset = builder.build((0, 3, 0, (offset, len(lines[2])), 0, None, 1))
+    by_bytes = builder.build((0, 3, 0, lines[2], 0, None, 1))
     builder.close()
     assert by_offset == by_bytes and by_offset["conversation_id"] == "r2"
     assert by_offset["context"]["product_context"] == "general_chat"  # [[sources]] defaults applied
     path.write_bytes(path.read_bytes() + b"\n")  # the file changes after it was sampled
     stale = PrefixBuilder([BuildSource(cfg, "deploysim.sources.formats.openai", (1, 1))], [openai])
     with pytest.raises(ValueError, match="changed while it was being sampled"):
-        stale.build((0, 3, 0, (offset, len(lines[2])), 0, None))
+        stale.build((0, 3, 0, (offset, len(lines[2])), 0, None, 1))

@@ -289,7 +289,7 @@ def test_span_capacity_is_the_expected_share_with_room_to_spare() -> None:
 
 def test_merge_needs_each_parts_whole_draw() -> None:
     def span_result(population: int, turns: int, capacity: int) -> SpanResult:
-        packed = array("q", [1, 0, 0, 10, 0] * turns)
+        packed = array("q", [1, 0, 0, 10, 0, 1] * turns)
         return SpanResult(span=ByteSpan(0, 0, 1), lines=1, read=1, accepted=1, quarantined=0,
                           conversations=1, eligible_turns=population, quarantine_file=None,
                           samples={None: (population, packed)}, capacity=capacity)

@@ -307,12 +307,15 @@ def estimate_inputs(ctx: Context) -> Any:
             spec = ctx.spec(arm.model)
         if spec is not None:
             planned = ctx.store.count_prefixes(pool=arm.pool) * spec.samples
-            plans.append(stage.ArmPlan(arm.name, planned, arm.generator_hash(spec)))
+            plans.append(stage.ArmPlan(arm.name, planned, arm.generator_hash(spec), pool=arm.pool))
         else:  # a logged arm, or no simulation configured: count what the store holds
-            plans.append(stage.ArmPlan(arm.name))
+            plans.append(stage.ArmPlan(arm.name, pool=arm.pool))
     comparisons = ([(c.a, c.b, c.test) for c in cfg.compare] if cfg.compare is not None
                    else default_comparisons(ctx.arms))
-    return stage.EstimateInputs(config=cfg, arms=plans, comparisons=comparisons)
+    from deploysim.estimate.weighting import design_from_report
+
+    design = design_from_report(ctx.store.stage_reports("sample").get("report"))
+    return stage.EstimateInputs(config=cfg, arms=plans, comparisons=comparisons, design=design)
 
 
 def _estimate(ctx: Context) -> StageReport:

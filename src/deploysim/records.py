@@ -142,6 +142,9 @@ class Prefix(Record):
     continuation: Continuation | None = None
     stratum: str | None = None
     pool: Pool = "production"
+    #: usable turns of its conversation when it was sampled (m_j, before the per-conversation
+    #: cap): with the sample report's strata it gives the prefix's design weight
+    usable_turns: int | None = None
 
     @staticmethod
     def make_id(conversation_id: str, turn_index: int, messages: tuple[Message, ...] | list[Message],

@@ -112,6 +112,17 @@ def _design_rate(k: np.ndarray, m: np.ndarray, w: np.ndarray | None, confidence:
                       effective_n=n_eff, design_effect=deff, variance=var, method=method)
 
 
+def cluster_rate(k: Sequence[int], m: Sequence[int], weights: Sequence[float] | None = None,
+                 strata: Sequence[Hashable] | None = None, confidence: float = 0.95) -> DesignRate:
+    """Rate and interval from per-cluster counts (k_i positives of m_i items, one cluster per
+    prefix) with optional design weights and strata (one per cluster): the estimate stage's
+    entry, which already holds its counts grouped by prefix."""
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    method = "clustered" if w is None else ("weighted" if max(m, default=1) == 1 else "weighted_clustered")
+    return _design_rate(np.asarray(k, dtype=np.float64), np.asarray(m, dtype=np.float64), w, confidence,
+                        method, strata)
+
+
 def clustered_rate(per_prefix: Sequence[tuple[int, int]], confidence: float = 0.95) -> DesignRate:
     """Rate and interval from per-prefix counts (k_i positives of m_i graded samples): the
     samples of one prefix are one cluster."""

@@ -74,6 +74,20 @@ def jeffreys_bounds(k: npt.ArrayLike, n: npt.ArrayLike,
     """Jeffreys interval: quantiles (1−c)/2 and (1+c)/2 of Beta(k+½, n−k+½); lower = 0 at
     k = 0 and upper = 1 at k = n."""
     ka, na = _as_counts(k, n)
+    return _jeffreys(ka, na, confidence)
+
+
+def jeffreys_rate_bounds(rate: npt.ArrayLike, n_eff: npt.ArrayLike,
+                         confidence: float = 0.95) -> tuple[FloatArray, FloatArray]:
+    """The Jeffreys interval at a (possibly non-integer) effective sample size: Beta(r·n + ½,
+    (1 − r)·n + ½), as :func:`wilson_rate_bounds` is Wilson's (design-based rates)."""
+    r, ne = np.asarray(rate, dtype=np.float64), np.asarray(n_eff, dtype=np.float64)
+    if np.any(ne <= 0) or np.any(r < 0) or np.any(r > 1):
+        raise ValueError("need 0 <= rate <= 1 and an effective sample size > 0")
+    return _jeffreys(r * ne, ne, confidence)
+
+
+def _jeffreys(ka: FloatArray, na: FloatArray, confidence: float) -> tuple[FloatArray, FloatArray]:
     _check_confidence(confidence)
     tail = (1.0 - confidence) / 2.0
     lower = np.where(ka == 0, 0.0, special.betaincinv(ka + 0.5, na - ka + 0.5, tail))

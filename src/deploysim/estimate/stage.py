@@ -41,9 +41,16 @@ from deploysim.estimate.comparisons import (
 )
 from deploysim.estimate.config import EstimateConfig
 from deploysim.estimate.correction import ValidationCounts, corrected_rate, corrected_rate_known
+from deploysim.estimate.design import DesignRate, SampleDesign, unequal_probability_reasons
 from deploysim.estimate.floor import below_floor, measurement_floor
-from deploysim.estimate.intervals import clopper_pearson_interval, jeffreys_interval, wilson_interval
+from deploysim.estimate.intervals import (
+    clopper_pearson_interval,
+    jeffreys_interval,
+    jeffreys_rate_bounds,
+    wilson_interval,
+)
 from deploysim.estimate.validation import GraderValidation, pool_validations
+from deploysim.estimate.weighting import design_rate, run_design
 from deploysim.records import Arm, Comparison, Estimate
 from deploysim.stages import StageReport
 from deploysim.store import RunStore
@@ -66,6 +73,8 @@ class ArmPlan:
     name: str
     planned: int | None = None
     generator_hash: str | None = None
+    #: the prefix pool the arm answers (design weights apply to the production pool)
+    pool: str = "production"
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,9 @@ class EstimateInputs:
     config: EstimateConfig
     arms: Sequence[ArmPlan]
     comparisons: Sequence[tuple[str, str, str]]
+    #: the production pool's sampling design (from the sample stage's report); None when no
+    #: sample stage ran (prefixes from elsewhere are taken as a uniform sample)
+    design: SampleDesign | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,15 @@ def estimate(inputs: EstimateInputs, store: RunStore) -> EstimateReport:
                                           0, 0))
     groups.sort(key=lambda g: (g.category, order.get(g.arm, len(order)), g.arm))
     outcomes = {arm: _generation(store, plans.get(arm) or ArmPlan(arm)) for arm in {g.arm for g in groups}}
+    design = None
+    if inputs.design is not None:
+        design = run_design(inputs.design, store.prefix_design_rows() if unequal_probability_reasons(
+            inputs.design) else ())
+        if not design.self_weighting:
+            notes.append("the sample is not self-weighting (" + "; ".join(design.reasons) + "): production "
+                         "rates are design-weighted" if design.weights is not None else
+                         f"the sample is not self-weighting and cannot be weighted: {design.missing}")
+    samples = {arm: store.max_samples(arm) for arm in outcomes}
     validations: dict[tuple[str, str], GraderValidation | None] = {}
     estimates: list[Estimate] = []
     for g in groups:
@@ -140,8 +161,19 @@ def estimate(inputs: EstimateInputs, store: RunStore) -> EstimateReport:
         if g.n == 0:
             notes.append(f"{g.category} / {g.arm}: no graded items ({g.grading_errors} grading errors, "
                          f"{gen_errors} generation errors, {not_generated + not_graded} pending); no rate")
+        plan = plans.get(g.arm) or ArmPlan(g.arm)
+        on_production = plan.pool == "production"
+        rate_by_design, design_note = None, None
+        if g.n and ((on_production and design is not None and not design.self_weighting)
+                    or samples.get(g.arm, 1) > 1):
+            per_prefix = store.prefix_label_counts(g.category, g.arm, g.grader_hash, plan.generator_hash)
+            rate_by_design, design_note = design_rate(per_prefix, design, on_production_pool=on_production,
+                                                      confidence=cfg.confidence)
+            if design_note:
+                notes.append(f"{g.category} / {g.arm}: {design_note}")
         estimates.append(estimate_group(g, gen_errors, validations[key], cfg, notes, abstained=reasons,
-                                        pending=not_generated + not_graded))
+                                        pending=not_generated + not_graded, design=rate_by_design,
+                                        design_refused=design_note))
     by_key = {(e.category, e.arm): e for e in estimates}
     comparisons: list[Comparison] = []
     for category in sorted({e.category for e in estimates}):
@@ -225,26 +257,48 @@ def select_groups(counts: Sequence[JudgmentCount], pinned: Mapping[str, str],
 
 def estimate_group(g: GroupCounts, generation_errors: int, validation: GraderValidation | None,
                    cfg: EstimateConfig, notes: list[str], *, abstained: Mapping[str, int] | None = None,
-                   pending: int = 0) -> Estimate:
-    """The Estimate record of one (category, arm); pure apart from appending notes."""
+                   pending: int = 0, design: DesignRate | None = None,
+                   design_refused: str | None = None) -> Estimate:
+    """The Estimate record of one (category, arm); pure apart from appending notes.
+
+    With a design-based rate (several samples per prefix, or design weights) the rate and
+    its intervals are the design's: Wilson and Jeffreys at the effective sample size, the
+    floor and the correction at the effective counts; k/n and its independent-items interval
+    stay in ``extra``. ``design_refused`` marks a rate that needed the design and could not
+    have it: reported as k/n, and never forecast from."""
     extra: dict[str, Any] = {"confidence": cfg.confidence, "interval": cfg.interval,
                              "grading_errors": g.grading_errors, "generation_errors": generation_errors}
+    if design_refused is not None:
+        extra["design"] = {"refused": design_refused}
     if g.n == 0:
         extra["below_floor"] = True
         return Estimate(id=Estimate.make_id(g.category, g.arm, g.grader_hash), category=g.category, arm=g.arm,
                         grader_hash=g.grader_hash, n=0, k=0, failures=g.grading_errors + generation_errors,
                         rate=None, wilson=(0.0, 1.0), jeffreys=(0.0, 1.0), floor=1.0,
                         abstained=dict(abstained or {}), pending=pending, extra=extra)
+    k, n = g.k, g.n  # the counts the floor and the correction use: effective ones under a design
+    rate, wilson = g.k / g.n, wilson_interval(g.k, g.n, cfg.confidence)
+    jeffreys = jeffreys_interval(g.k, g.n, cfg.confidence)
+    if design is not None:
+        n = max(1, round(design.effective_n))
+        k = min(n, round(design.rate * design.effective_n))
+        rate, wilson = design.rate, (design.lower, design.upper)
+        lo, hi = jeffreys_rate_bounds(design.rate, design.effective_n, cfg.confidence)
+        jeffreys = (float(lo), float(hi))
+        extra["design"] = {"method": design.method, "effective_n": design.effective_n,
+                           "design_effect": design.design_effect, "clusters": design.clusters,
+                           "items": design.items, "unweighted_rate": g.k / g.n,
+                           "independent_wilson": list(wilson_interval(g.k, g.n, cfg.confidence))}
     if cfg.interval == "clopper_pearson":
-        extra["clopper_pearson"] = list(clopper_pearson_interval(g.k, g.n, cfg.confidence))
+        extra["clopper_pearson"] = list(clopper_pearson_interval(k, n, cfg.confidence))
     corrected: tuple[float, tuple[float, float]] | None = None
     if validation is not None:
         try:
             if isinstance(validation.counts, ValidationCounts):
-                cr = corrected_rate(g.k, g.n, validation.counts, cfg.confidence, cfg.correction_draws,
+                cr = corrected_rate(k, n, validation.counts, cfg.confidence, cfg.correction_draws,
                                     seed=cfg.seed)
             else:
-                cr = corrected_rate_known(g.k, g.n, validation.sensitivity, validation.specificity,
+                cr = corrected_rate_known(k, n, validation.sensitivity, validation.specificity,
                                           cfg.confidence)
         except ValueError as err:
             notes.append(f"{g.category} / {g.arm}: no grader-error correction ({err})")
@@ -261,17 +315,16 @@ def estimate_group(g: GroupCounts, generation_errors: int, validation: GraderVal
     # the floor states the grader's false-positive rate when the grader was validated
     fp, se = (0.0, 1.0) if validation is None else (1.0 - validation.specificity, validation.sensitivity)
     try:
-        floor = measurement_floor(g.n, cfg.confidence, fp, se)
+        floor = measurement_floor(n, cfg.confidence, fp, se)
     except ValueError:  # an uninformative grader (its correction was refused with a note above)
         fp, se = 0.0, 1.0
-        floor = measurement_floor(g.n, cfg.confidence)
+        floor = measurement_floor(n, cfg.confidence)
     extra["floor_false_positive_rate"], extra["floor_sensitivity"] = fp, se
-    extra["below_floor"] = below_floor(g.k, g.n, floor, fp, se)
+    extra["below_floor"] = below_floor(k, n, floor, fp, se)
     return Estimate(
         id=Estimate.make_id(g.category, g.arm, g.grader_hash), category=g.category, arm=g.arm,
         grader_hash=g.grader_hash, n=g.n, k=g.k, failures=g.grading_errors + generation_errors,
-        rate=g.k / g.n, wilson=wilson_interval(g.k, g.n, cfg.confidence),
-        jeffreys=jeffreys_interval(g.k, g.n, cfg.confidence), floor=floor,
+        rate=rate, wilson=wilson, jeffreys=jeffreys, floor=floor,
         abstained=dict(abstained or {}), pending=pending,
         corrected_rate=None if corrected is None else corrected[0],
         corrected_interval=None if corrected is None else corrected[1], extra=extra)

@@ -348,9 +348,28 @@ def category_counts_from_estimates(estimates: Iterable[Estimate],
         hashes = {e.grader_hash for e in arms.values()}
         if len(hashes) > 1:
             raise ValueError(f"category {cat!r}: arms graded by different grader hashes {sorted(hashes)}")
-        roles = {ARM_ROLES[arm]: Counts(k=e.k, n=e.n) for arm, e in arms.items()}
-        out.append(CategoryCounts(category=cat, grader_hash=hashes.pop(), paired=paired.get(cat), **roles))
+        roles = {ARM_ROLES[arm]: estimate_counts(e) for arm, e in arms.items()}
+        # a design-based rate (weights, clusters) has no paired table of independent items: the
+        # ratio then takes the two arms' variances as independent (wider, never narrower)
+        designed = any((arms[a].extra.get("design") or {}).get("method") for a in ("x_on_y", "y_on_y")
+                       if a in arms)
+        out.append(CategoryCounts(category=cat, grader_hash=hashes.pop(),
+                                  paired=None if designed else paired.get(cat), **roles))
     return out
+
+
+def estimate_counts(e: Estimate) -> Counts:
+    """The counts a forecast uses for an estimate: k and n, or under a sampling design the
+    effective counts (r̂·n_eff, n_eff) rounded; refuses a rate that needed the design and could
+    not have it (an unweighted rate from a sample that is not self-weighting)."""
+    design = e.extra.get("design") or {}
+    if design.get("refused"):
+        raise ValueError(f"category {e.category!r}, arm {e.arm}: {design['refused']}; a forecast from "
+                         "this rate would describe the sample's mix, not the deployment")
+    if design.get("effective_n") and e.rate is not None:
+        n = max(1, round(float(design["effective_n"])))
+        return Counts(k=min(n, round(e.rate * float(design["effective_n"]))), n=n)
+    return Counts(k=e.k, n=e.n)
 
 
 def build_forecast(estimates: Iterable[Estimate], *, run_id: str, created_at: str, level: float = 0.9,

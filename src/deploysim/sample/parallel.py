@@ -251,13 +251,13 @@ def merge_samples(local: TurnSelector | None, spans: Mapping[int, list[SpanResul
                 sizes.append(len(rows))
                 span_parts.append((i, first - 1, rows))
         keep = choose_from_parts(sizes, split, gen)
-        chosen.extend((*items[j][0], items[j][1], stratum) for j in keep[0].tolist())
+        chosen.extend((*items[j][0], items[j][1], stratum, items[j][2]) for j in keep[0].tolist())
         for (i, shift, rows), indices in zip(span_parts, keep[1:], strict=True):
             picked = rows[indices]
             picked[:, 0] += shift  # file-wide line numbers
-            lines, ordinals, offsets, lengths, turns = picked.T.tolist()
+            lines, ordinals, offsets, lengths, turns, usable = picked.T.tolist()
             payloads = zip(offsets, lengths, strict=True)
-            chosen.extend(zip(repeat(i), lines, ordinals, payloads, turns, repeat(stratum)))
+            chosen.extend(zip(repeat(i), lines, ordinals, payloads, turns, repeat(stratum), usable))
     return list(map(chosen.__getitem__, seeded_generator(seed, "order").permutation(len(chosen)).tolist()))
 
 

@@ -32,7 +32,8 @@ def prefix_from_dict(conv: dict[str, Any], turn: int, stratum: str | None = None
     return Prefix.model_validate(prefix_dict(conv, turn, stratum))
 
 
-def prefix_dict(conv: dict[str, Any], turn: int, stratum: str | None = None) -> dict[str, Any]:
+def prefix_dict(conv: dict[str, Any], turn: int, stratum: str | None = None,
+                usable_turns: int | None = None) -> dict[str, Any]:
     """The :class:`Prefix` of user message ``turn`` as the plain dict that validates into it
     (JSON values only, so worker processes can build it and send it as JSON)."""
     msgs = conv["messages"]
@@ -65,6 +66,7 @@ def prefix_dict(conv: dict[str, Any], turn: int, stratum: str | None = None) -> 
         },
         "continuation": {"response": msgs[turn + 1], "steps": steps},
         "stratum": stratum,
+        "usable_turns": usable_turns,
     }
 
 

@@ -93,6 +93,10 @@ class SampleReport(BaseModel):
     resampled_spans: int = 0  # spans read again because their reservoir was below their share
     #: eligible turns left out because their prefix exceeds ``sample.max_prefix_messages``
     too_long: int = 0
+    #: the design a rate has to undo (docs/statistics.md, "Sampling design"): the cap per
+    #: conversation and whether the strata had explicit quotas
+    cap_per_conversation: int | None = None
+    explicit_quotas: bool = False
 
     def source_lines(self) -> list[str]:
         return [f"{s['source']}: read {s['read']} = accepted {s['accepted']} + quarantined {s['quarantined']}"
@@ -267,7 +271,7 @@ class _Draw:
                 resampled = sum(len(positions) for positions in short.values())
             items = merge_samples(selector, spans, quotas, splits, cfg.seed, gen)
         else:
-            items = [(*pick.ref, pick.turn, pick.stratum) for pick in selector.picks()]
+            items = [(*pick.ref, pick.turn, pick.stratum, pick.usable) for pick in selector.picks()]
         report = self.report(items, stats, selector, spans, quotas, passes)
         report.resampled_spans = resampled
         report.too_long = limit.dropped + sum(r.too_long for results in spans.values() for r in results)
@@ -325,9 +329,10 @@ class _Draw:
             eligible_turns=sum(s.eligible_turns for s in stats),
             population=selector.population + sum(n for r in span_results for n, _ in r.samples.values()),
             outside_quotas=selector.outside + sum(r.outside for r in span_results), passes=passes,
-            stratify_by=self.cfg.stratify_by, sources=[s.as_record() for s in stats])
+            stratify_by=self.cfg.stratify_by, sources=[s.as_record() for s in stats],
+            cap_per_conversation=self.cfg.cap_per_conversation, explicit_quotas=self.cfg.quotas is not None)
         if quotas is not None:
-            got = Counter(item[-1] for item in items)
+            got = Counter(item[5] for item in items)
             report.strata = {h: StratumReport(population=strata_population.get(h, 0), quota=q,
                                               sampled=got.get(h, 0)) for h, q in sorted(quotas.items())}
         return report

@@ -50,6 +50,8 @@ class Pick:
     ref: Any  # whatever the caller offered to identify the conversation
     turn: int  # message index of the sampled user turn
     stratum: str | None
+    #: the conversation's usable turns m_j before the cap (its design weight has max(1, m_j/c))
+    usable: int = 1
 
 
 class TurnSelector:
@@ -119,20 +121,21 @@ class TurnSelector:
         """Store the conversation's picked turns. Over the cap, its c candidates are drawn
         here, only for a conversation that has picks: which turns are candidates does not
         depend on the reservoir's draw, so the sample stays uniform over the capped population."""
-        if self.cap is not None and len(turns) > self.cap:
+        m = len(turns)
+        if self.cap is not None and m > self.cap:
             turns = sorted(self._cap_rng.sample(turns, self.cap))
         res = self._single if self._single is not None else self._strata[stratum]  # type: ignore[index]
         items = res.items
         for slot, j in picks:
-            items[slot] = (ref, turns[j])
+            items[slot] = (ref, turns[j], m)
 
     def picks(self) -> list[Pick]:
         """The selected turns in their final (seeded, shuffled) order."""
         if self._single is not None:
-            chosen = [Pick(ref, turn, None) for ref, turn in self._single.sample()]
+            chosen = [Pick(ref, turn, None, m) for ref, turn, m in self._single.sample()]
         else:
-            chosen = [Pick(ref, turn, h) for h in sorted(self._strata)
-                      for ref, turn in self._strata[h].sample()]
+            chosen = [Pick(ref, turn, h, m) for h in sorted(self._strata)
+                      for ref, turn, m in self._strata[h].sample()]
         seeded_rng(self.seed, "order").shuffle(chosen)
         return chosen
 
@@ -141,7 +144,7 @@ class TurnSelector:
 
     def samples(self) -> dict[str | None, tuple[int, list[tuple[Any, int]]]]:
         """Per stratum (None when not stratified): its candidate count and its reservoir's
-        ``(ref, turn)`` items, in slot order (the input of :func:`choose_from_parts`)."""
+        ``(ref, turn, usable turns)`` items, in slot order (the input of :func:`choose_from_parts`)."""
         if self._single is not None:
             return {None: (self.population, self._single.sample())}
         return {h: (r.seen, r.sample()) for h, r in sorted(self._strata.items())}

@@ -40,12 +40,13 @@ from deploysim.sources.formats.base import FormatModule
 from deploysim.sources.reader import RowConverter, SourceReader
 from deploysim.sources.shards import ByteSpan
 
-#: integers per kept turn in a packed span sample
-PACKED_FIELDS = 5
+#: integers per kept turn in a packed span sample: line, position, offset, length, turn, usable turns
+PACKED_FIELDS = 6
 #: where a kept row's bytes are: the bytes themselves, or (offset, length) in its file
 Payload = bytes | tuple[int, int]
-#: a pick to build: (source index, line, position in row, payload, turn, stratum)
-BuildItem = tuple[int, int, int, Payload, int, "str | None"]
+#: a pick to build: (source index, line, position in row, payload, turn, stratum, the
+#: conversation's usable turns before the cap)
+BuildItem = tuple[int, int, int, Payload, int, "str | None", int]
 
 
 @dataclass(frozen=True)
@@ -166,9 +167,10 @@ def select_span(task: SpanTask) -> SpanResult:
     result.outside, result.capacity, result.too_long = selector.outside, capacity, limit.dropped
     for stratum, (population, items) in selector.samples().items():
         packed = array("q")
-        for ref, turn in items:
+        for ref, turn, usable in items:
             packed.extend(ref)
             packed.append(turn)
+            packed.append(usable)
         result.samples[stratum] = (population, packed)
     return result
 
@@ -204,7 +206,7 @@ class PrefixBuilder:
         self._last: tuple[int, int, list[dict[str, Any]]] | None = None
 
     def build(self, item: BuildItem) -> dict[str, Any]:
-        source_index, line, ordinal, payload, turn, stratum = item
+        source_index, line, ordinal, payload, turn, stratum, usable = item
         last = self._last
         if last is not None and last[0] == source_index and last[1] == line:
             convs = last[2]
@@ -213,7 +215,7 @@ class PrefixBuilder:
                 payload = self._read(source_index, *payload)
             convs = self.converters[source_index](payload, line)  # type: ignore[misc]
             self._last = (source_index, line, convs)
-        return prefix_dict(convs[ordinal], turn, stratum)
+        return prefix_dict(convs[ordinal], turn, stratum, usable)
 
     def _read(self, source_index: int, offset: int, length: int) -> bytes:
         f = self._files.get(source_index)

@@ -121,6 +121,34 @@ class ResultTables(StoreBase):
             (category, arm, grader_hash))
         return {str(r[0]): int(r[1]) for r in rows}
 
+    def prefix_label_counts(self, category: str, arm: str, grader_hash: str,
+                            generator_hash: str | None = None) -> list[tuple[str, int, int]]:
+        """(prefix_id, positives, graded items) per prefix of one (category, arm) group: the
+        clusters of a design-based rate (several samples per prefix, design weights)."""
+        if generator_hash is None:
+            rows = self._query(
+                "SELECT prefix_id, SUM(label = 1), COUNT(*) FROM judgments WHERE category = ? AND arm = ? "
+                "AND grader_hash = ? AND status = 'ok' GROUP BY prefix_id ORDER BY prefix_id",
+                (category, arm, grader_hash))
+        else:
+            rows = self._query(
+                "SELECT j.prefix_id, SUM(j.label = 1), COUNT(*) FROM judgments j JOIN completions c "
+                "ON c.id = j.completion_id WHERE j.category = ? AND j.arm = ? AND j.grader_hash = ? "
+                "AND j.status = 'ok' AND c.generator_hash = ? GROUP BY j.prefix_id ORDER BY j.prefix_id",
+                (category, arm, grader_hash, generator_hash))
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    def prefix_design_rows(self, pool: str = "production") -> list[tuple[str, str | None, int | None]]:
+        """(prefix_id, stratum, usable turns of its conversation) of a pool's prefixes."""
+        rows = self._query("SELECT id, stratum, json_extract(record, '$.usable_turns') FROM prefixes "
+                           "WHERE pool = ? ORDER BY seq", (pool,))
+        return [(str(r[0]), r[1], None if r[2] is None else int(r[2])) for r in rows]
+
+    def max_samples(self, arm: str) -> int:
+        """The most samples per prefix an arm's completions hold (1 when it has none)."""
+        row = self._query("SELECT MAX(sample_index) FROM completions WHERE arm = ?", (arm,))
+        return 1 if not row or row[0][0] is None else int(row[0][0]) + 1
+
     def paired_labels(self, category: str, grader_hash: str, arm_a: str,
                       arm_b: str) -> list[tuple[str, bool, bool]]:
         """(prefix_id, label_a, label_b) on prefixes graded ok in both arms (sample 0), for the
